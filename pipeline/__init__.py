@@ -1,0 +1,1 @@
+"""The jobs a user submits: `embedbeam train` and `embedbeam embed`."""

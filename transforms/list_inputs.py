@@ -1,0 +1,128 @@
+"""ListInputs: a file glob or a manifest -> one `InputRef` per input, nothing read yet.
+
+Listing is separate from reading so the job can count every input it has seen
+before anything can fail: inputs seen = rows written + dead letters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from typing import Any, Iterator, Mapping
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.csv
+import pyarrow.json
+import pyarrow.parquet as pq
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes, FileMetadata
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.modalities import modality_for_uri
+from transforms.records import InputRef, id_for_uri
+
+MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
+MANIFEST_COLUMNS = ("uri", "id", "label", "modality")
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSource:
+    """Either a file glob (labels from parent folder names) or a manifest file."""
+
+    pattern: str | None = None
+    manifest: str | None = None
+    labels_from_folder: bool = True
+
+    def __post_init__(self) -> None:
+        if (self.pattern is None) == (self.manifest is None):
+            raise ValueError("give exactly one of a file pattern or a manifest")
+
+
+class ListInputs(beam.PTransform):
+    """PBegin -> PCollection[InputRef], reshuffled so reading spreads over workers."""
+
+    def __init__(self, source: InputSource) -> None:
+        super().__init__()
+        self._source = source
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[InputRef]:
+        source = self._source
+        if source.pattern is not None:
+            refs = (
+                pbegin
+                | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
+                | "RefFromFile"
+                >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
+            )
+        else:
+            refs = (
+                pbegin
+                | "CreateManifestPath" >> beam.Create([source.manifest])
+                | "ReadManifestRows" >> beam.FlatMap(read_manifest_rows)
+                | "RefFromManifestRow" >> beam.Map(ref_from_manifest_row, manifest=source.manifest)
+            )
+        return refs | "SpreadInputs" >> beam.Reshuffle()
+
+
+def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
+    uri = metadata.path
+    label = posixpath.basename(posixpath.dirname(uri)) if labels_from_folder else None
+    return InputRef(id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri))
+
+
+def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
+    """A manifest row as an InputRef; relative uris are relative to the manifest."""
+    uri = _clean(row.get("uri")) or ""
+    if uri and "://" not in uri and not posixpath.isabs(uri):
+        uri = posixpath.join(posixpath.dirname(manifest), uri)
+    return InputRef(
+        id=_clean(row.get("id")) or id_for_uri(uri),
+        uri=uri,
+        label=_clean(row.get("label")),
+        modality=_clean(row.get("modality")) or modality_for_uri(uri),
+    )
+
+
+def read_manifest_rows(path: str) -> Iterator[dict[str, Any]]:
+    """Rows of a CSV, JSONL or Parquet manifest, streamed in record batches."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        for batch in _manifest_batches(path, handle):
+            yield from batch.to_pylist()
+
+
+def manifest_columns(path: str) -> list[str]:
+    """Column names of a manifest; used to fail fast on a manifest without `uri`."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        first = next(_manifest_batches(path, handle), None)
+    return [] if first is None else first.schema.names
+
+
+def manifest_format(path: str) -> str:
+    extension = posixpath.splitext(path)[1].lower().lstrip(".")
+    if extension not in MANIFEST_FORMATS:
+        raise ValueError(
+            f"manifest {path} must end in one of .{', .'.join(MANIFEST_FORMATS)}"
+        )
+    return extension
+
+
+def _manifest_batches(path: str, handle) -> Iterator[pa.RecordBatch]:
+    fmt = manifest_format(path)
+    if fmt == "parquet":
+        yield from pq.ParquetFile(handle).iter_batches(batch_size=65536)
+    elif fmt == "csv":
+        # Every column as a string: ids such as "007" must keep their zeros.
+        names = pyarrow.csv.open_csv(handle).schema.names
+        handle.seek(0)
+        as_strings = pyarrow.csv.ConvertOptions(column_types={name: pa.string() for name in names})
+        yield from pyarrow.csv.open_csv(handle, convert_options=as_strings)
+    else:
+        yield from pyarrow.json.read_json(handle).to_batches()
+
+
+def _clean(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None

@@ -1,0 +1,66 @@
+"""ReadInputs: InputRef -> the input's bytes, or a dead letter saying why not."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+
+from transforms.dead_letters import dead_letter
+from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
+from transforms.sparse import InvalidInput
+
+STAGE = "read"
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+class ReadInputs(beam.PTransform):
+    """PCollection[InputRef] -> (PCollection[RawInput], PCollection[DeadLetter])."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__()
+        self._max_bytes = max_bytes
+
+    def expand(self, refs: beam.PCollection[InputRef]):
+        results = refs | "ReadInputBytes" >> beam.ParDo(_ReadBytes(self._max_bytes)).with_outputs(
+            DEAD_LETTER_TAG, main="raw"
+        )
+        return results.raw, results[DEAD_LETTER_TAG]
+
+
+class _ReadBytes(beam.DoFn):
+    def __init__(self, max_bytes: int) -> None:
+        self._max_bytes = max_bytes
+        self._inputs_seen = Metrics.counter("embedbeam", "inputs_seen")
+        self._inputs_read = Metrics.counter("embedbeam", "inputs_read")
+
+    def process(self, ref: InputRef) -> Iterator[RawInput | beam.pvalue.TaggedOutput]:
+        self._inputs_seen.inc()
+        try:
+            data = read_bounded(ref, self._max_bytes)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
+            yield dead_letter(STAGE, ref.uri, error)
+            return
+        self._inputs_read.inc()
+        yield RawInput(ref=ref, data=data)
+
+
+def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
+    """The bytes at `ref.uri`, refusing (without reading it all) a file over `max_bytes`."""
+    if not ref.uri:
+        raise InvalidInput("missing_uri", "the manifest row has no uri")
+    if ref.modality is None:
+        raise InvalidInput("unknown_modality", f"cannot tell the modality of {ref.uri} from its extension")
+    try:
+        with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            data = handle.read(max_bytes + 1)
+    except FileNotFoundError as error:
+        raise InvalidInput("missing_file", str(error)) from error
+    except (OSError, IOError) as error:
+        raise InvalidInput("unreadable_file", f"{type(error).__name__}: {error}") from error
+    if len(data) > max_bytes:
+        raise InvalidInput("file_too_large", f"larger than the {max_bytes}-byte limit (--max-input-bytes)")
+    return data

@@ -1,0 +1,60 @@
+"""Records passed between stages, and the dead-letter record every stage can emit.
+
+Frozen dataclasses rather than NamedTuples: Beam infers schema (Row) coders for
+NamedTuples, which cannot hold numpy arrays; dataclasses are pickled as-is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+
+from transforms.sparse.features import SparseFeatures
+
+DEAD_LETTER_TAG = "dead_letter"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRef:
+    """Where one input comes from and what is known about it before reading it."""
+
+    id: str
+    uri: str
+    label: str | None
+    modality: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class RawInput:
+    ref: InputRef
+    data: bytes
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FeaturizedInput:
+    ref: InputRef
+    features: SparseFeatures
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EmbeddedInput:
+    ref: InputRef
+    nnz: int
+    embedding: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class DeadLetter:
+    """An input that could not be embedded: which stage gave up, and why."""
+
+    uri: str
+    stage: str
+    error: str
+    message: str
+
+
+def id_for_uri(uri: str) -> str:
+    """Stable id of an input that has none of its own: a hash of where it lives."""
+    return hashlib.sha256(uri.encode("utf-8")).hexdigest()[:32]
