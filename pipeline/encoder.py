@@ -92,7 +92,9 @@ class SparseEncoder(tf.Module):
         return self.logit_layer(self.last_hidden(ids, weights, row_splits))
 
     def last_hidden(self, ids: tf.Tensor, weights: tf.Tensor, row_splits: tf.Tensor) -> tf.Tensor:
-        return tf.nn.relu(self.hidden2(tf.nn.relu(self.hidden1(self.lookup(ids, weights, row_splits)))))
+        return tf.nn.relu(
+            self.hidden2(tf.nn.relu(self.hidden1(self.lookup(ids, weights, row_splits))))
+        )
 
 
 def fit_encoder(
@@ -117,7 +119,7 @@ def fit_encoder(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             )
         gradients = tape.gradient(loss, encoder.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, encoder.trainable_variables))
+        optimizer.apply_gradients(zip(gradients, encoder.trainable_variables, strict=True))
         return loss
 
     shuffler = np.random.default_rng(config.seed)
@@ -128,7 +130,9 @@ def fit_encoder(
             batch_index = order[start : start + config.batch_size]
             batch = rows.take(batch_index)
             losses.append(
-                float(train_step(batch.ids, batch.weights, batch.row_splits, label_ids[batch_index]))
+                float(
+                    train_step(batch.ids, batch.weights, batch.row_splits, label_ids[batch_index])
+                )
             )
         _LOG.info("epoch %d/%d: loss %.4f", epoch + 1, config.epochs, float(np.mean(losses)))
     return encoder
@@ -141,7 +145,8 @@ def embed_rows(signature, rows: SparseRows, batch_size: int = 4096) -> np.ndarra
         batch = rows.take(np.arange(start, min(start + batch_size, rows.num_rows)))
         parts.append(
             signature(
-                ids=tf.constant(batch.ids), weights=tf.constant(batch.weights),
+                ids=tf.constant(batch.ids),
+                weights=tf.constant(batch.weights),
                 row_splits=tf.constant(batch.row_splits),
             )["embedding"].numpy()
         )

@@ -14,8 +14,13 @@ _LOG = logging.getLogger(__name__)
 _MAX_MESSAGE = 500
 
 
-def dead_letter(stage: str, uri: str, error: Exception) -> beam.pvalue.TaggedOutput:
-    """A tagged dead letter for `error`, counted per stage.
+def tagged_dead_letter(stage: str, uri: str, error: Exception) -> beam.pvalue.TaggedOutput:
+    """`to_dead_letter` as the dead-letter output of a multi-output DoFn."""
+    return beam.pvalue.TaggedOutput(DEAD_LETTER_TAG, to_dead_letter(stage, uri, error))
+
+
+def to_dead_letter(stage: str, uri: str, error: Exception) -> DeadLetter:
+    """The dead letter for `error`, counted per stage.
 
     Expected failures (InvalidInput) carry their own reason; anything else is
     reported by exception type, so a bug shows up as a new reason rather than a
@@ -26,6 +31,4 @@ def dead_letter(stage: str, uri: str, error: Exception) -> beam.pvalue.TaggedOut
     Metrics.counter("embedbeam", f"dead_letters_{stage}").inc()
     if not isinstance(error, InvalidInput):
         _LOG.warning("%s failed at %s: %s: %s", uri, stage, reason, message)
-    return beam.pvalue.TaggedOutput(
-        DEAD_LETTER_TAG, DeadLetter(uri=uri, stage=stage, error=reason, message=message)
-    )
+    return DeadLetter(uri=uri, stage=stage, error=reason, message=message)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.dead_letters import dead_letter
+from transforms.dead_letters import tagged_dead_letter
 from transforms.modalities import Featurizer, make_featurizer
 from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, RawInput
 from transforms.sparse import InvalidInput
@@ -57,7 +58,7 @@ class _FeaturizeFn(beam.DoFn):
                 )
             features = featurizer(raw.data)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
-            yield dead_letter(STAGE, raw.ref.uri, error)
+            yield tagged_dead_letter(STAGE, raw.ref.uri, error)
             return
         self._featurized.inc()
         self._nnz.update(features.nnz)

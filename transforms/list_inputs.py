@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import apache_beam as beam
 import pyarrow as pa
@@ -68,7 +69,9 @@ class ListInputs(beam.PTransform):
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
     uri = metadata.path
     label = posixpath.basename(posixpath.dirname(uri)) if labels_from_folder else None
-    return InputRef(id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri))
+    return InputRef(
+        id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri)
+    )
 
 
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
@@ -101,9 +104,7 @@ def manifest_columns(path: str) -> list[str]:
 def manifest_format(path: str) -> str:
     extension = posixpath.splitext(path)[1].lower().lstrip(".")
     if extension not in MANIFEST_FORMATS:
-        raise ValueError(
-            f"manifest {path} must end in one of .{', .'.join(MANIFEST_FORMATS)}"
-        )
+        raise ValueError(f"manifest {path} must end in one of .{', .'.join(MANIFEST_FORMATS)}")
     return extension
 
 

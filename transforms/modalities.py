@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import posixpath
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from transforms.sparse import SparseFeatures
 from transforms.sparse.image import featurize_image, image_vocabulary_size
@@ -32,11 +33,15 @@ def make_featurizer(modality: str, settings: Mapping[str, Any]) -> Featurizer:
         return functools.partial(
             featurize_image, grid=int(settings["grid"]), threshold=float(settings["threshold"])
         )
-    raise ValueError(f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}")
+    raise ValueError(
+        f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}"
+    )
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:
     """Number of possible feature ids: the size of the encoder's embedding table."""
     if modality == "image":
         return image_vocabulary_size(int(settings["grid"]))
-    raise ValueError(f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}")
+    raise ValueError(
+        f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}"
+    )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.dead_letters import dead_letter
+from transforms.dead_letters import tagged_dead_letter
 from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
@@ -42,7 +42,7 @@ class _ReadBytes(beam.DoFn):
         try:
             data = read_bounded(ref, self._max_bytes)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
-            yield dead_letter(STAGE, ref.uri, error)
+            yield tagged_dead_letter(STAGE, ref.uri, error)
             return
         self._inputs_read.inc()
         yield RawInput(ref=ref, data=data)
@@ -53,14 +53,18 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
     if not ref.uri:
         raise InvalidInput("missing_uri", "the manifest row has no uri")
     if ref.modality is None:
-        raise InvalidInput("unknown_modality", f"cannot tell the modality of {ref.uri} from its extension")
+        raise InvalidInput(
+            "unknown_modality", f"cannot tell the modality of {ref.uri} from its extension"
+        )
     try:
         with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError as error:
         raise InvalidInput("missing_file", str(error)) from error
-    except (OSError, IOError) as error:
+    except OSError as error:
         raise InvalidInput("unreadable_file", f"{type(error).__name__}: {error}") from error
     if len(data) > max_bytes:
-        raise InvalidInput("file_too_large", f"larger than the {max_bytes}-byte limit (--max-input-bytes)")
+        raise InvalidInput(
+            "file_too_large", f"larger than the {max_bytes}-byte limit (--max-input-bytes)"
+        )
     return data

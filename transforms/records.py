@@ -45,6 +45,27 @@ class EmbeddedInput:
     embedding: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class EmbeddingRow:
+    """One row of the embeddings table (schemas.embeddings_schema), plus its partition."""
+
+    modality: str
+    id: str
+    uri: str
+    label: str | None
+    embedding: np.ndarray
+    cluster_id: int
+    cluster_distance: float
+    nnz: int
+    model_version: str
+
+    def to_record(self) -> dict:
+        """The Parquet record: every column but the hive partition key."""
+        record = dict(vars(self))
+        del record["modality"]
+        return record
+
+
 @dataclasses.dataclass(frozen=True)
 class DeadLetter:
     """An input that could not be embedded: which stage gave up, and why."""
@@ -53,6 +74,9 @@ class DeadLetter:
     stage: str
     error: str
     message: str
+
+    def to_record(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def id_for_uri(uri: str) -> str:

@@ -60,7 +60,7 @@ class SparseRows:
         return int(self.row_splits.size - 1)
 
     @classmethod
-    def stack(cls, rows: "list[SparseFeatures] | tuple[SparseFeatures, ...]") -> "SparseRows":
+    def stack(cls, rows: list[SparseFeatures] | tuple[SparseFeatures, ...]) -> SparseRows:
         lengths = np.fromiter((row.nnz for row in rows), dtype=np.int64, count=len(rows))
         row_splits = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=row_splits[1:])
@@ -72,7 +72,7 @@ class SparseRows:
             row_splits=row_splits,
         )
 
-    def take(self, indices: np.ndarray) -> "SparseRows":
+    def take(self, indices: np.ndarray) -> SparseRows:
         """The rows at `indices`, in that order (vectorized: no per-row Python)."""
         indices = np.asarray(indices, dtype=np.int64)
         starts = self.row_splits[indices]

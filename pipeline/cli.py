@@ -1,0 +1,95 @@
+"""The `embedbeam` command: `embedbeam train ...`, `embedbeam embed ...`.
+
+Our flags are parsed here for help and validation; everything else on the
+command line must be a Beam pipeline flag (--runner, --direct_num_workers, ...)
+and passes through to the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from apache_beam.options.pipeline_options import (  # noqa: E402
+    PipelineOptions,
+    _BeamArgumentParser,
+)
+
+from pipeline.options import EmbedOptions, JobOptions, TrainOptions, UserError  # noqa: E402
+
+_COMMANDS = {"train": TrainOptions, "embed": EmbedOptions}
+_BEAM_FLAGS_NOTE = (
+    "Beam pipeline flags (--runner, --direct_running_mode, --direct_num_workers, "
+    "--temp_location, ...) go on the same command line and pass through."
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="embedbeam",
+        description="Sparse features -> embeddings -> Parquet, as Apache Beam batch jobs.",
+        epilog=_BEAM_FLAGS_NOTE,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, options_class in _COMMANDS.items():
+        command = commands.add_parser(
+            name,
+            help=options_class.__doc__.splitlines()[0],
+            description=options_class.__doc__,
+            epilog=_BEAM_FLAGS_NOTE,
+        )
+        JobOptions._add_argparse_args(command)
+        options_class._add_argparse_args(command)
+    return parser
+
+
+def _unknown_flags(args: list[str]) -> list[str]:
+    """Flags that are neither ours nor Beam's: most likely typos."""
+    beam_parser = _BeamArgumentParser(allow_abbrev=False)
+    for options_class in PipelineOptions.__subclasses__():
+        options_class._add_argparse_args(beam_parser)
+    _, unknown = beam_parser.parse_known_args(args)
+    return [arg for arg in unknown if arg.startswith("-")]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = _parser()
+    parsed, beam_args = parser.parse_known_args(argv)
+    unknown = _unknown_flags(beam_args)
+    if unknown:
+        parser.error(f"unknown flags: {' '.join(unknown)} (see embedbeam {parsed.command} --help)")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for package in ("pipeline", "transforms"):
+        logging.getLogger(package).setLevel(logging.INFO)
+
+    options = _COMMANDS[parsed.command](argv[1:])
+    try:
+        if parsed.command == "train":
+            from pipeline.train import train
+
+            info = train(options)
+            print(f"model written to {options.output} (version {info.model_version})")
+            for key, value in info.metrics.items():
+                print(f"  {key:<26} {value}")
+        else:
+            from pipeline.embed import embed
+            from pipeline.summary import format_summary, summarize
+
+            embed(options)
+            print(f"embeddings written to {os.path.join(options.output, 'embeddings')}")
+            print(format_summary(summarize(options.output)))
+    except UserError as error:
+        print(f"embedbeam {parsed.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Command-line options of the jobs, as typed PipelineOptions subclasses.
+
+Beam's own flags (--runner, --direct_num_workers, --temp_location, ...) go on
+the same command line and pass through untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from transforms.modalities import SUPPORTED
+from transforms.read_inputs import DEFAULT_MAX_BYTES
+from transforms.sparse.image import DEFAULT_GRID, DEFAULT_THRESHOLD
+
+
+class UserError(ValueError):
+    """A mistake the user can fix; the CLI prints it as one line, no traceback."""
+
+
+def _embedding_dim(value: str) -> int | None:
+    if value == "auto":
+        return None
+    try:
+        dim = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be 'auto' or a positive integer, not {value!r}"
+        ) from None
+    if dim < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {dim}")
+    return dim
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+class JobOptions(PipelineOptions):
+    """Flags every job has: where inputs come from, where output goes.
+
+    The job-specific classes below subclass this one rather than
+    PipelineOptions directly: Beam registers every direct subclass in one
+    argparse parser, where a flag defined twice would conflict.
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        _add_input_args(parser)
+        parser.add_argument(
+            "--output",
+            help="Where to write: the model directory (train) or the output directory (embed).",
+        )
+        parser.add_argument(
+            "--overwrite",
+            action="store_true",
+            help="Replace an existing model directory or committed output instead of refusing.",
+        )
+
+
+def _add_input_args(parser: argparse.ArgumentParser) -> None:
+    sources = parser.add_mutually_exclusive_group()
+    sources.add_argument(
+        "--input",
+        help="File glob of inputs, e.g. 'digits/train/*/*.png' (** recurses). The modality "
+        "comes from the extension; the label from the parent folder (ImageFolder layout).",
+    )
+    sources.add_argument(
+        "--manifest",
+        help="CSV, JSONL or Parquet manifest with a `uri` column and optional `id`, `label`, "
+        "`modality`; relative uris are relative to the manifest.",
+    )
+    parser.add_argument(
+        "--label-from",
+        choices=("folder", "none"),
+        default="folder",
+        help="With --input: take each file's label from its parent folder name, or have none.",
+    )
+    parser.add_argument(
+        "--max-input-bytes",
+        type=_positive_int,
+        default=DEFAULT_MAX_BYTES,
+        help="Inputs larger than this many bytes become dead letters (file_too_large).",
+    )
+
+
+class TrainOptions(JobOptions):
+    """Featurize a labelled set, analyze it with TFT, fit and export."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--modality", choices=SUPPORTED, default="image", help="Kind of input to train on."
+        )
+        parser.add_argument(
+            "--embedding-dim",
+            type=_embedding_dim,
+            default=None,
+            help="Embedding width d: an integer, or 'auto' (default) for round(4th root of "
+            "the number of possible feature ids), at least 2.",
+        )
+        parser.add_argument(
+            "--clusters",
+            type=_positive_int,
+            default=None,
+            help="k of the k-means centroids fitted on the training embeddings "
+            "(default: the number of labels).",
+        )
+        parser.add_argument(
+            "--grid",
+            type=_positive_int,
+            default=DEFAULT_GRID,
+            help="Images are fitted onto a grid x grid raster; each cell is one feature id.",
+        )
+        parser.add_argument(
+            "--threshold",
+            type=float,
+            default=DEFAULT_THRESHOLD,
+            help="Image cells brighter than this (0..1, after inverting light backgrounds) are active.",
+        )
+        parser.add_argument("--epochs", type=_positive_int, default=12, help="Training epochs.")
+        parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
+
+
+class EmbedOptions(JobOptions):
+    """Embed inputs with a trained model and write Parquet."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--model", help="Model directory written by `embedbeam train`.")
+        parser.add_argument(
+            "--min-batch-size",
+            type=_positive_int,
+            default=32,
+            help="Smallest batch of rows sent to the encoder (batches adapt within the bounds).",
+        )
+        parser.add_argument(
+            "--max-batch-size",
+            type=_positive_int,
+            default=2048,
+            help="Largest batch of rows sent to the encoder.",
+        )

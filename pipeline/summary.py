@@ -1,0 +1,46 @@
+"""A committed output, summed up for people: counts, quality, speed."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Any
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
+from transforms.write_embeddings import MANIFEST, SUCCESS
+
+
+def summarize(output_dir: str) -> dict[str, Any]:
+    """Counts from `_manifest.json`, plus 5-NN accuracy and purity where rows have labels."""
+    if not posixpath.exists(posixpath.join(output_dir, SUCCESS)):
+        raise ValueError(f"{output_dir} holds no committed table (no {SUCCESS})")
+    with open(posixpath.join(output_dir, MANIFEST)) as handle:
+        manifest = json.load(handle)
+    summary = {
+        "output": posixpath.abspath(output_dir),
+        "rows": manifest["rows_written"],
+        "dead_letters": manifest["dead_letters"],
+        "clusters": manifest["clusters"],
+        "wall_time_s": manifest["wall_time_s"],
+        "items_per_s": round(manifest["inputs_seen"] / max(manifest["wall_time_s"], 1e-9), 1),
+        "model_version": manifest["model_version"],
+    }
+    table = ds.dataset(
+        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
+    ).to_table(columns=["label", "embedding", "cluster_id"], filter=ds.field("label").is_valid())
+    if table.num_rows > 5:
+        labels = np.asarray(table.column("label").to_pylist())
+        column = table.column("embedding").combine_chunks()
+        embeddings = column.values.to_numpy().reshape(table.num_rows, column.type.list_size)
+        summary["knn5_accuracy"] = round(leave_one_out_knn_accuracy(embeddings, labels), 4)
+        summary["cluster_purity"] = round(
+            cluster_purity(table.column("cluster_id").to_numpy(), labels), 4
+        )
+    return summary
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    return "\n".join(f"  {key:<14} {value}" for key, value in summary.items())

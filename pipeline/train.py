@@ -1,0 +1,282 @@
+"""`embedbeam train`: featurize a labelled set on Beam, analyze it with TFT, fit, export.
+
+    ListInputs -> ReadInputs -> Featurize -> AnalyzeAndTransformDataset (TFT)
+        -> transformed rows (Parquet, work dir) + transform_fn (model dir)
+    then, on the launching machine: fit the encoder, k-means on the training
+    embeddings, export the model directory (see pipeline/model_dir.py).
+
+TFT learns the label vocabulary here (the softmax index of each label travels
+in the model as `transform_fn/` and the labels list of model.json).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import tempfile
+import time
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions
+from sklearn.cluster import KMeans
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from pipeline import encoder as encoder_lib
+from pipeline import model_dir as model_dir_lib
+from pipeline.jobs import check_output_dir, input_source
+from pipeline.options import TrainOptions, UserError
+from pipeline.quality import cluster_purity, knn_accuracy
+from transforms.centroids import write_centroids
+from transforms.dead_letters import tagged_dead_letter
+from transforms.featurize import Featurize
+from transforms.files import list_files, move_files
+from transforms.list_inputs import InputSource, ListInputs
+from transforms.modalities import vocabulary_size
+from transforms.read_inputs import ReadInputs
+from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, id_for_uri
+from transforms.sparse import InvalidInput, SparseRows
+from transforms.write_dead_letters import WriteDeadLetters
+
+_LOG = logging.getLogger(__name__)
+
+LABEL_VOCABULARY = "labels"
+RAW_FEATURE_SPEC = {
+    "id": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.string),
+    "ids": tf.io.VarLenFeature(tf.int64),
+    "weights": tf.io.VarLenFeature(tf.float32),
+}
+TRANSFORMED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("label_id", pa.int64()),
+        ("ids", pa.list_(pa.int64())),
+        ("weights", pa.list_(pa.float32())),
+    ]
+)
+TRANSFORMED_PREFIX = "transformed/part"
+TRAINING_DEAD_LETTERS = "training_dead_letter/part"
+VALIDATION_SHARE = 0.1
+
+
+def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Label -> its index in a TFT vocabulary; sparse ids and weights pass through."""
+    return {
+        "id": inputs["id"],
+        "ids": inputs["ids"],
+        "weights": inputs["weights"],
+        "label_id": tft.compute_and_apply_vocabulary(
+            inputs["label"], vocab_filename=LABEL_VOCABULARY
+        ),
+    }
+
+
+def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
+    return {"grid": options.grid, "threshold": options.threshold}
+
+
+def build_train_pipeline(
+    options: TrainOptions,
+    source: InputSource,
+    model_dir: str,
+    work_dir: str,
+    pipeline: beam.Pipeline | None = None,
+) -> beam.Pipeline:
+    """The Beam half of training: everything up to the transformed training rows.
+
+    Writes the TFT transform graph and the training dead letters into
+    `model_dir`, the transformed rows into `work_dir`.
+    """
+    pipeline = pipeline or beam.Pipeline(options=options)
+    with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
+        refs = pipeline | "ListInputs" >> ListInputs(source)
+        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(options.max_input_bytes)
+        featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
+            {options.modality: featurizer_settings(options)}
+        )
+        labelled = featurized | "RequireLabel" >> beam.ParDo(_RequireLabel()).with_outputs(
+            DEAD_LETTER_TAG, main="labelled"
+        )
+        (transformed, _), transform_fn = (
+            labelled.labelled,
+            dataset_metadata.DatasetMetadata(
+                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)
+            ),
+        ) | "AnalyzeAndTransform[Train]" >> tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+        _ = transformed | "WriteTransformedRows" >> beam.io.WriteToParquet(
+            posixpath.join(work_dir, TRANSFORMED_PREFIX),
+            TRANSFORMED_SCHEMA,
+            file_name_suffix=".parquet",
+        )
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(model_dir)
+        _ = (
+            (read_failures, featurize_failures, labelled[DEAD_LETTER_TAG])
+            | "FlattenDeadLetters" >> beam.Flatten()
+            | "WriteDeadLetters"
+            >> WriteDeadLetters(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
+        )
+    return pipeline
+
+
+class _RequireLabel(beam.DoFn):
+    """Training needs a label: an unlabelled input becomes a dead letter."""
+
+    def process(self, item: FeaturizedInput):
+        if item.ref.label is None:
+            error = InvalidInput("missing_label", "training inputs need a label")
+            yield tagged_dead_letter("train", item.ref.uri, error)
+            return
+        yield {
+            "id": item.ref.id.encode("utf-8"),
+            "label": item.ref.label.encode("utf-8"),
+            "ids": item.features.ids,
+            "weights": item.features.weights,
+        }
+
+
+def auto_embedding_dim(num_feature_ids: int) -> int:
+    """The rule of thumb: round(4th root of the number of possible ids), at least 2."""
+    return max(2, round(num_feature_ids**0.25))
+
+
+def read_transformed(work_dir: str) -> pa.Table:
+    paths = [
+        metadata.path
+        for metadata in FileSystems.match([posixpath.join(work_dir, TRANSFORMED_PREFIX) + "*"])[
+            0
+        ].metadata_list
+    ]
+    tables = []
+    for path in sorted(paths):
+        with FileSystems.open(path) as handle:
+            tables.append(pq.read_table(pa.BufferReader(handle.read())))
+    # Row order from Beam is not deterministic; sort so training is.
+    return pa.concat_tables(tables).sort_by("id")
+
+
+def rows_of(table: pa.Table) -> SparseRows:
+    ids = table.column("ids").combine_chunks()
+    weights = table.column("weights").combine_chunks()
+    return SparseRows(
+        ids=ids.values.to_numpy().astype(np.int64),
+        weights=weights.values.to_numpy().astype(np.float32),
+        row_splits=ids.offsets.to_numpy().astype(np.int64),
+    )
+
+
+def is_validation(example_id: str) -> bool:
+    """A stable 10% of ids, by hash, held out from fitting."""
+    return int(id_for_uri(example_id)[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
+
+
+def train(options: TrainOptions) -> model_dir_lib.ModelInfo:
+    """Runs the whole training job and returns the written model's info.
+
+    The model directory is assembled beside its destination and moved there
+    only when complete, so a failed training leaves no half model behind.
+    """
+    started = time.time()
+    check_output_dir(options.output, model_dir_lib.MODEL_JSON, options.overwrite)
+    source = input_source(options)
+    run_id = f"{int(started)}-{os.getpid()}"
+    temp_location = options.view_as(GoogleCloudOptions).temp_location
+    work_dir = (
+        posixpath.join(temp_location, f"embedbeam-train-{run_id}")
+        if temp_location
+        else tempfile.mkdtemp(prefix="embedbeam-train-")
+    )
+    model_dir = f"{options.output.rstrip('/')}.partial-{run_id}"
+    build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+
+    table = read_transformed(work_dir)
+    if table.num_rows == 0:
+        raise UserError(
+            f"no training input could be featurized; see {posixpath.join(model_dir, 'training_dead_letter')}"
+        )
+    labels = tft.TFTransformOutput(model_dir).vocabulary_by_name(LABEL_VOCABULARY)
+    labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
+    num_ids = vocabulary_size(options.modality, featurizer_settings(options))
+    dim = options.embedding_dim or auto_embedding_dim(num_ids)
+    _LOG.info(
+        "embedding width d=%d (%s; %d possible feature ids)",
+        dim,
+        "given" if options.embedding_dim else "auto: round(ids ** 0.25)",
+        num_ids,
+    )
+    rows = rows_of(table)
+    label_ids = table.column("label_id").to_numpy()
+    held_out = np.array([is_validation(i) for i in table.column("id").to_pylist()])
+    fit_index, validation_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
+    config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
+    encoder = encoder_lib.fit_encoder(
+        rows.take(fit_index), label_ids[fit_index], num_ids, dim, len(labels), config
+    )
+
+    embeddings = encoder_lib.embed_rows(encoder.embed, rows)
+    num_clusters = options.clusters or len(labels)
+    kmeans = KMeans(n_clusters=num_clusters, n_init=10, random_state=options.seed).fit(
+        embeddings[fit_index]
+    )
+    metrics = _metrics(encoder, rows, label_ids, embeddings, kmeans, fit_index, validation_index)
+    metrics["wall_time_s"] = round(time.time() - started, 1)
+
+    encoder_lib.save_encoder(encoder, model_dir)
+    write_centroids(
+        posixpath.join(model_dir, model_dir_lib.CENTROIDS),
+        kmeans.cluster_centers_,
+        np.bincount(kmeans.labels_, minlength=num_clusters),
+    )
+    info = model_dir_lib.ModelInfo(
+        modality=options.modality,
+        embedding_dim=dim,
+        vocabulary_size=num_ids,
+        labels=labels,
+        featurizer=featurizer_settings(options),
+        num_clusters=num_clusters,
+        metrics=metrics,
+        training={
+            "epochs": config.epochs,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "hidden_units": config.hidden_units,
+            "seed": config.seed,
+            "embedding_layer": "lookup",
+            "examples_fit": int(fit_index.size),
+            "examples_validation": int(validation_index.size),
+        },
+        model_version=model_dir_lib.content_hash(model_dir),
+    )
+    model_dir_lib.write_model_info(model_dir, info)
+    if FileSystems.exists(options.output):
+        FileSystems.delete([options.output])
+    move_files(list_files(model_dir), model_dir, options.output)
+    FileSystems.delete([work_dir, model_dir])
+    return info
+
+
+def _metrics(encoder, rows, label_ids, embeddings, kmeans, fit_index, validation_index) -> dict:
+    predicted = encoder_lib.predict_labels(encoder, rows)
+    metrics = {
+        "train_accuracy": float(np.mean(predicted[fit_index] == label_ids[fit_index])),
+        "cluster_purity_train": cluster_purity(kmeans.labels_, label_ids[fit_index]),
+    }
+    if validation_index.size:
+        metrics["validation_accuracy"] = float(
+            np.mean(predicted[validation_index] == label_ids[validation_index])
+        )
+        metrics["validation_knn5_accuracy"] = knn_accuracy(
+            embeddings[fit_index],
+            label_ids[fit_index],
+            embeddings[validation_index],
+            label_ids[validation_index],
+        )
+    return {key: round(value, 4) for key, value in metrics.items()}

@@ -1,0 +1,36 @@
+"""embedbeam: sparse features -> TensorFlow embeddings -> Parquet, on Apache Beam.
+
+This file is also what Beam ships to remote workers (--setup_file ./setup.py).
+"""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="embedbeam",
+    version="0.1.0",
+    description="Batch embedding pipeline on Apache Beam: sparse features, a TensorFlow "
+    "encoder, Parquet embeddings with cluster assignments.",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    install_requires=[
+        # Ranges are the versions tested together (tensorflow-transform pins the rest).
+        "apache-beam[gcp]>=2.77,<3",
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-transform>=1.21,<1.22",
+        "pyarrow>=20,<26",
+        "librosa>=0.11,<0.12",
+        "Pillow>=11,<13",
+        "numpy>=2,<3",
+        "scikit-learn>=1.6,<2",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8,<10",
+            "duckdb>=1.2,<3",
+            "pandas>=2.2,<4",
+            "polars>=1.20,<3",
+            "mlxtend>=0.23,<0.26",
+        ],
+    },
+    entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
+)

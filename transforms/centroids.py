@@ -1,0 +1,40 @@
+"""Reading and writing centroids.parquet (cluster_id, centroid, size)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.schemas import centroids_schema
+
+
+def write_centroids(path: str, centroids: np.ndarray, sizes: np.ndarray) -> None:
+    """centroids.parquet: cluster_id, centroid (fixed-size list), size."""
+    dim = centroids.shape[1]
+    table = pa.table(
+        {
+            "cluster_id": pa.array(np.arange(len(centroids)), pa.int32()),
+            "centroid": pa.FixedSizeListArray.from_arrays(
+                pa.array(centroids.astype(np.float32).ravel()), dim
+            ),
+            "size": pa.array(sizes, pa.int64()),
+        },
+        schema=centroids_schema(dim),
+    )
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    with FileSystems.create(path) as handle:
+        handle.write(buffer.getvalue())
+
+
+def read_centroids(path: str) -> np.ndarray:
+    """Centroids as a float32 [k, d] array, row i being cluster i."""
+    with FileSystems.open(path) as handle:
+        table = pq.read_table(io.BytesIO(handle.read()))
+    table = table.sort_by("cluster_id")
+    column = table.column("centroid").combine_chunks()
+    return column.values.to_numpy().reshape(len(table), column.type.list_size).astype(np.float32)

@@ -1,0 +1,24 @@
+"""Moving finished files into place through Beam's FileSystems (local, gs://, s3://, ...)."""
+
+from __future__ import annotations
+
+import posixpath
+
+from apache_beam.io.filesystems import FileSystems
+
+
+def list_files(root: str) -> list[str]:
+    """Every file under `root`, sorted."""
+    return sorted(
+        metadata.path for metadata in FileSystems.match([root.rstrip("/") + "/**"])[0].metadata_list
+    )
+
+
+def move_files(paths: list[str], source_root: str, target_root: str) -> list[str]:
+    """Moves `paths` from under `source_root` to the same relative place under `target_root`."""
+    targets = [posixpath.join(target_root, posixpath.relpath(path, source_root)) for path in paths]
+    for directory in sorted({posixpath.dirname(target) for target in targets}):
+        if not FileSystems.exists(directory):
+            FileSystems.mkdirs(directory)
+    FileSystems.rename(paths, targets)
+    return targets
