@@ -69,13 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     for package in ("pipeline", "transforms"):
         logging.getLogger(package).setLevel(logging.INFO)
 
-    options = _COMMANDS[parsed.command](argv[1:])
+    options = PipelineOptions(argv[1:])
+    output = options.view_as(JobOptions).output
     try:
         if parsed.command == "train":
             from pipeline.train import train
 
             info = train(options)
-            print(f"model written to {options.output} (version {info.model_version})")
+            print(f"model written to {output} (version {info.model_version})")
             for key, value in info.metrics.items():
                 print(f"  {key:<26} {value}")
         else:
@@ -83,8 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.summary import format_summary, summarize
 
             embed(options)
-            print(f"embeddings written to {os.path.join(options.output, 'embeddings')}")
-            print(format_summary(summarize(options.output)))
+            print(f"embeddings written to {os.path.join(output, 'embeddings')}")
+            print(format_summary(summarize(output)))
     except UserError as error:
         print(f"embedbeam {parsed.command}: error: {error}", file=sys.stderr)
         return 2

@@ -15,11 +15,11 @@ import time
 import uuid
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline.jobs import check_output_dir, input_source
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
-from pipeline.options import EmbedOptions, UserError
+from pipeline.options import EmbedOptions, JobOptions, UserError
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
@@ -30,11 +30,13 @@ from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbe
 
 
 def build_embed_pipeline(
-    options: EmbedOptions, pipeline: beam.Pipeline | None = None
+    options: PipelineOptions, pipeline: beam.Pipeline | None = None
 ) -> beam.Pipeline:
-    """The embed job's graph; `main` runs it, tests pass a TestPipeline."""
-    check_output_dir(options.output, SUCCESS, options.overwrite)
-    source = input_source(options)
+    """The embed job's graph; `embed` runs it, tests pass a TestPipeline."""
+    job = options.view_as(JobOptions)
+    check_output_dir(job.output, SUCCESS, job.overwrite)
+    source = input_source(job)
+    options = options.view_as(EmbedOptions)
     if not options.model:
         raise UserError("say which model to embed with: --model DIR")
     try:
@@ -46,7 +48,7 @@ def build_embed_pipeline(
 
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source)
-    raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(options.max_input_bytes)
+    raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
         {model.modality: model.featurizer}
     )
@@ -65,14 +67,16 @@ def build_embed_pipeline(
         "dead_letters": dead_letters,
         "inputs": refs,
     } | "WriteEmbeddings" >> WriteEmbeddings(
-        options.output,
+        job.output,
         OutputModel(model.modality, model.embedding_dim, model.model_version, load_centroids),
-        RunInfo(run_id=_new_run_id(), started_at=time.time(), options=_job_flags(options, model)),
+        RunInfo(
+            run_id=_new_run_id(), started_at=time.time(), options=_job_flags(job, options, model)
+        ),
     )
     return pipeline
 
 
-def embed(options: EmbedOptions) -> None:
+def embed(options: PipelineOptions) -> None:
     build_embed_pipeline(options).run().wait_until_finish()
 
 
@@ -80,15 +84,15 @@ def _new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
-def _job_flags(options: EmbedOptions, model: ModelInfo) -> dict:
+def _job_flags(job: JobOptions, options: EmbedOptions, model: ModelInfo) -> dict:
     """The flags that shaped the output, as recorded in _manifest.json."""
     return {
-        "input": options.input,
-        "manifest": options.manifest,
-        "labels": options.label_from,
+        "input": job.input,
+        "manifest": job.manifest,
+        "label_from": job.label_from,
         "model": options.model,
         "modality": model.modality,
-        "max_input_bytes": options.max_input_bytes,
+        "max_input_bytes": job.max_input_bytes,
         "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",

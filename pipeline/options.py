@@ -43,9 +43,9 @@ def _positive_int(value: str) -> int:
 class JobOptions(PipelineOptions):
     """Flags every job has: where inputs come from, where output goes.
 
-    The job-specific classes below subclass this one rather than
-    PipelineOptions directly: Beam registers every direct subclass in one
-    argparse parser, where a flag defined twice would conflict.
+    The job-specific classes below hold only their own flags: Beam parses all
+    PipelineOptions subclasses with one argparse parser, where a flag defined
+    twice would conflict. Read shared flags through `view_as(JobOptions)`.
     """
 
     @classmethod
@@ -88,7 +88,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class TrainOptions(JobOptions):
+class TrainOptions(PipelineOptions):
     """Featurize a labelled set, analyze it with TFT, fit and export."""
 
     @classmethod
@@ -126,7 +126,7 @@ class TrainOptions(JobOptions):
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 
 
-class EmbedOptions(JobOptions):
+class EmbedOptions(PipelineOptions):
     """Embed inputs with a trained model and write Parquet."""
 
     @classmethod

@@ -26,14 +26,14 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.options.pipeline_options import GoogleCloudOptions
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 from sklearn.cluster import KMeans
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from pipeline import encoder as encoder_lib
 from pipeline import model_dir as model_dir_lib
 from pipeline.jobs import check_output_dir, input_source
-from pipeline.options import TrainOptions, UserError
+from pipeline.options import JobOptions, TrainOptions, UserError
 from pipeline.quality import cluster_purity, knn_accuracy
 from transforms.centroids import write_centroids
 from transforms.dead_letters import tagged_dead_letter
@@ -85,7 +85,7 @@ def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
 
 
 def build_train_pipeline(
-    options: TrainOptions,
+    options: PipelineOptions,
     source: InputSource,
     model_dir: str,
     work_dir: str,
@@ -97,9 +97,11 @@ def build_train_pipeline(
     `model_dir`, the transformed rows into `work_dir`.
     """
     pipeline = pipeline or beam.Pipeline(options=options)
+    job = options.view_as(JobOptions)
+    options = options.view_as(TrainOptions)
     with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
         refs = pipeline | "ListInputs" >> ListInputs(source)
-        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(options.max_input_bytes)
+        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
         featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
             {options.modality: featurizer_settings(options)}
         )
@@ -178,15 +180,16 @@ def is_validation(example_id: str) -> bool:
     return int(id_for_uri(example_id)[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
 
 
-def train(options: TrainOptions) -> model_dir_lib.ModelInfo:
+def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
     """Runs the whole training job and returns the written model's info.
 
     The model directory is assembled beside its destination and moved there
     only when complete, so a failed training leaves no half model behind.
     """
     started = time.time()
-    check_output_dir(options.output, model_dir_lib.MODEL_JSON, options.overwrite)
-    source = input_source(options)
+    job = options.view_as(JobOptions)
+    check_output_dir(job.output, model_dir_lib.MODEL_JSON, job.overwrite)
+    source = input_source(job)
     run_id = f"{int(started)}-{os.getpid()}"
     temp_location = options.view_as(GoogleCloudOptions).temp_location
     work_dir = (
@@ -194,8 +197,9 @@ def train(options: TrainOptions) -> model_dir_lib.ModelInfo:
         if temp_location
         else tempfile.mkdtemp(prefix="embedbeam-train-")
     )
-    model_dir = f"{options.output.rstrip('/')}.partial-{run_id}"
+    model_dir = f"{job.output.rstrip('/')}.partial-{run_id}"
     build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+    options = options.view_as(TrainOptions)
 
     table = read_transformed(work_dir)
     if table.num_rows == 0:
@@ -256,9 +260,9 @@ def train(options: TrainOptions) -> model_dir_lib.ModelInfo:
         model_version=model_dir_lib.content_hash(model_dir),
     )
     model_dir_lib.write_model_info(model_dir, info)
-    if FileSystems.exists(options.output):
-        FileSystems.delete([options.output])
-    move_files(list_files(model_dir), model_dir, options.output)
+    if FileSystems.exists(job.output):
+        FileSystems.delete([job.output])
+    move_files(list_files(model_dir), model_dir, job.output)
     FileSystems.delete([work_dir, model_dir])
     return info
 

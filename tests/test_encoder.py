@@ -1,0 +1,87 @@
+"""The encoder and its SavedModel, tested with no pipeline: tiny, seeded, real digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipeline.digits import png_bytes
+from pipeline.encoder import TrainingConfig, embed_rows, fit_encoder, save_encoder
+from pipeline.train import auto_embedding_dim
+from transforms.encode_embeddings import SparseEncoderModelHandler
+from transforms.sparse import SparseRows
+from transforms.sparse.image import featurize_image
+
+
+@pytest.fixture(scope="module")
+def digit_rows(digits, digit_split):
+    images, labels = digits
+    train, _ = digit_split
+    rows = SparseRows.stack([featurize_image(png_bytes(images[i])) for i in train[::3]])
+    return rows, labels[train[::3]]
+
+
+@pytest.fixture(scope="module")
+def tiny_saved_model(tmp_path_factory, digit_rows):
+    rows, labels = digit_rows
+    encoder = fit_encoder(rows, labels, 784, 4, 10, TrainingConfig(epochs=2, seed=1))
+    directory = tmp_path_factory.mktemp("tiny") / "model"
+    save_encoder(encoder, str(directory))
+    return directory
+
+
+@pytest.mark.parametrize("ids, dim", [(784, 5), (500_000, 27), (3, 2), (20_000, 12)])
+def test_auto_width_is_the_fourth_root_rule(ids, dim):
+    assert auto_embedding_dim(ids) == dim
+
+
+def test_training_is_seeded_and_deterministic(digit_rows):
+    rows, labels = digit_rows
+    config = TrainingConfig(epochs=2, seed=3)
+
+    first = fit_encoder(rows, labels, 784, 4, 10, config)
+    second = fit_encoder(rows, labels, 784, 4, 10, config)
+
+    np.testing.assert_array_equal(first.table.numpy(), second.table.numpy())
+
+
+def test_saved_model_has_embed_and_serving_signatures(tiny_saved_model, digit_rows):
+    rows, _ = digit_rows
+    loaded = tf.saved_model.load(str(tiny_saved_model))
+    batch = rows.take(np.arange(3))
+
+    embedding = loaded.signatures["embed"](
+        ids=batch.ids, weights=batch.weights, row_splits=batch.row_splits
+    )["embedding"]
+    probabilities = loaded.signatures["serving_default"](
+        ids=batch.ids, weights=batch.weights, row_splits=batch.row_splits
+    )["probabilities"]
+
+    assert embedding.shape == (3, 4) and embedding.dtype == tf.float32
+    np.testing.assert_allclose(probabilities.numpy().sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_a_row_embeds_to_the_same_bytes_alone_or_in_any_batch(tiny_saved_model, digit_rows):
+    rows, _ = digit_rows
+    embed = tf.saved_model.load(str(tiny_saved_model)).signatures["embed"]
+
+    in_batch = embed_rows(embed, rows.take(np.arange(50)), batch_size=50)
+    alone = np.concatenate([embed_rows(embed, rows.take(np.array([i]))) for i in range(50)])
+
+    assert in_batch.tobytes() == alone.tobytes()
+
+
+def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, digits):
+    images, _ = digits
+    handler = SparseEncoderModelHandler(str(tiny_saved_model), min_batch_size=2, max_batch_size=8)
+    model = handler.load_model()
+    examples = [featurize_image(png_bytes(images[i])) for i in (0, 1000, 4999)]
+    assert len({row.nnz for row in examples}) == 3  # really ragged
+
+    results = list(handler.run_inference(examples, model))
+    one_by_one = [handler.run_inference([row], model)[0].inference for row in examples]
+
+    assert [r.example for r in results] == examples
+    assert np.array_equal(np.stack([r.inference for r in results]), np.stack(one_by_one))
+    assert handler.batch_elements_kwargs() == {"min_batch_size": 2, "max_batch_size": 8}

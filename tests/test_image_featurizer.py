@@ -1,0 +1,101 @@
+"""The image featurizer on real digits, other formats and broken files, no pipeline."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import encode
+from transforms.sparse import InvalidInput
+from transforms.sparse.image import featurize_image
+
+
+def test_real_digit_keeps_its_bright_strokes(seven_png):
+    features = featurize_image(seven_png)
+
+    pixels = np.asarray(Image.open(io.BytesIO(seven_png)), dtype=np.float32).ravel() / 255
+    expected_ids = np.flatnonzero(pixels > 0.2)
+    np.testing.assert_array_equal(features.ids, expected_ids)
+    np.testing.assert_allclose(features.weights, pixels[expected_ids], atol=1e-6)
+    assert features.ids.dtype == np.int64 and features.weights.dtype == np.float32
+    assert 50 < features.nnz < 400
+
+
+def test_dark_ink_on_white_paper_is_inverted_to_the_same_features(seven_png):
+    digit = Image.open(io.BytesIO(seven_png))
+    on_paper = Image.fromarray(255 - np.asarray(digit))
+
+    np.testing.assert_array_equal(
+        featurize_image(encode(on_paper, "PNG")).ids, featurize_image(seven_png).ids
+    )
+
+
+@pytest.mark.parametrize("image_format", ["JPEG", "BMP", "GIF", "WEBP", "PPM"])
+def test_other_formats_and_colour_decode_to_nearly_the_same_cells(seven_png, image_format):
+    digit = Image.open(io.BytesIO(seven_png)).convert("RGB")
+    reference = set(featurize_image(seven_png).ids)
+
+    ids = set(featurize_image(encode(digit, image_format)).ids)
+
+    assert len(ids & reference) / len(ids | reference) > 0.8
+
+
+def test_a_large_photo_is_fitted_onto_the_grid_keeping_its_aspect(seven_png):
+    digit = Image.open(io.BytesIO(seven_png))
+    wide = Image.new("L", (280, 140))
+    wide.paste(digit.resize((140, 140)), (70, 0))
+
+    features = featurize_image(encode(wide, "PNG"), grid=28)
+
+    assert features.ids.max() < 28 * 28
+    rows = features.ids // 28
+    assert rows.min() >= 7 and rows.max() < 21  # padded to a square: strokes in the middle band
+
+
+def test_transparent_background_counts_as_paper():
+    image = Image.new("RGBA", (28, 28), (0, 0, 0, 0))
+    image.paste((0, 0, 0, 255), (10, 4, 18, 24))
+
+    features = featurize_image(encode(image, "PNG"))
+
+    assert features.nnz == 8 * 20
+
+
+def test_an_all_background_image_has_no_active_features():
+    blank = encode(Image.new("L", (28, 28), 0), "PNG")
+
+    with pytest.raises(InvalidInput) as caught:
+        featurize_image(blank)
+
+    assert caught.value.reason == "no_active_features"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"not an image at all", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40],
+    ids=["empty", "text", "png-signature-only"],
+)
+def test_bytes_that_are_no_image_are_undecodable(data):
+    with pytest.raises(InvalidInput) as caught:
+        featurize_image(data)
+
+    assert caught.value.reason == "undecodable_image"
+
+
+def test_a_truncated_png_is_undecodable(seven_png):
+    with pytest.raises(InvalidInput) as caught:
+        featurize_image(seven_png[: len(seven_png) // 2])
+
+    assert caught.value.reason == "undecodable_image"
+
+
+def test_a_header_promising_huge_dimensions_is_refused_before_decoding():
+    huge = encode(Image.new("1", (20000, 20000)), "PNG")  # a few KB on disk, 400 MP decoded
+
+    with pytest.raises(InvalidInput) as caught:
+        featurize_image(huge)
+
+    assert caught.value.reason == "image_too_large"

@@ -1,0 +1,128 @@
+"""ListInputs, ReadInputs and Featurize on a handful of real files, in a TestPipeline."""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image
+
+from tests.conftest import encode
+from transforms.featurize import Featurize
+from transforms.list_inputs import InputSource, ListInputs
+from transforms.read_inputs import ReadInputs
+from transforms.records import id_for_uri
+
+
+@pytest.fixture
+def image_folder(tmp_path, seven_png):
+    (tmp_path / "7").mkdir()
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "7" / "a.png").write_bytes(seven_png)
+    (tmp_path / "blank" / "b.png").write_bytes(encode(Image.new("L", (28, 28)), "PNG"))
+    (tmp_path / "7" / "notes.xyz").write_text("not an input")
+    return tmp_path
+
+
+def test_a_glob_lists_files_with_labels_from_their_folders(image_folder):
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*"))
+
+        assert_that(
+            refs | beam.Map(lambda ref: (ref.uri.rsplit("/", 2)[-2:], ref.label, ref.modality)),
+            equal_to(
+                [
+                    (["7", "a.png"], "7", "image"),
+                    (["blank", "b.png"], "blank", "image"),
+                    (["7", "notes.xyz"], "7", None),
+                ]
+            ),
+        )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
+def test_a_manifest_gives_ids_labels_and_resolves_relative_uris(image_folder, fmt):
+    rows = [
+        {"uri": "7/a.png", "id": "007", "label": "seven"},
+        {"uri": str(image_folder / "blank" / "b.png"), "id": None, "label": None},
+    ]
+    manifest = image_folder / f"manifest.{fmt}"
+    if fmt == "csv":
+        manifest.write_text("uri,id,label\n7/a.png,007,seven\n" + f"{rows[1]['uri']},,\n")
+    elif fmt == "jsonl":
+        manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    else:
+        pq.write_table(pa.Table.from_pylist(rows), manifest)
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+
+        assert_that(
+            refs | beam.Map(lambda ref: (ref.id, ref.uri, ref.label)),
+            equal_to(
+                [
+                    ("007", f"{image_folder}/7/a.png", "seven"),
+                    (id_for_uri(rows[1]["uri"]), rows[1]["uri"], None),
+                ]
+            ),
+        )
+
+
+def test_reading_routes_missing_oversize_and_unknown_files_to_dead_letters(image_folder):
+    big = image_folder / "7" / "big.png"
+    big.write_bytes(b"\0" * 5000)
+    manifest = image_folder / "manifest.csv"
+    manifest.write_text("uri\n7/a.png\n7/missing.png\n7/big.png\n7/notes.xyz\n")
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+        raw, dead_letters = refs | ReadInputs(max_bytes=4000)
+
+        assert_that(
+            raw | beam.Map(lambda item: item.ref.uri.rsplit("/", 1)[-1]),
+            equal_to(["a.png"]),
+            label="raw",
+        )
+        assert_that(
+            dead_letters
+            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            equal_to(
+                [
+                    ("missing.png", "read", "missing_file"),
+                    ("big.png", "read", "file_too_large"),
+                    ("notes.xyz", "read", "unknown_modality"),
+                ]
+            ),
+            label="dead letters",
+        )
+
+
+def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(image_folder):
+    (image_folder / "7" / "c.txt").write_text("seven")
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*.*[gt]"))
+        raw, _ = refs | ReadInputs()
+        featurized, dead_letters = raw | Featurize({"image": {"grid": 28, "threshold": 0.2}})
+
+        assert_that(
+            featurized | beam.Map(lambda item: (item.ref.label, item.features.nnz > 50)),
+            equal_to([("7", True)]),
+            label="featurized",
+        )
+        assert_that(
+            dead_letters
+            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            equal_to(
+                [
+                    ("b.png", "featurize", "no_active_features"),
+                    ("c.txt", "featurize", "no_model_for_modality"),
+                ]
+            ),
+            label="dead letters",
+        )
