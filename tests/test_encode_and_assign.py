@@ -1,0 +1,60 @@
+"""EncodeEmbeddings and AssignClusters in a TestPipeline, against a really trained model."""
+
+from __future__ import annotations
+
+import functools
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.digits import png_bytes
+from pipeline.model_dir import CENTROIDS, read_model_info
+from transforms.assign_clusters import AssignClusters, nearest_centroid
+from transforms.centroids import read_centroids
+from transforms.encode_embeddings import EncodeEmbeddings
+from transforms.records import FeaturizedInput, InputRef
+from transforms.sparse.image import featurize_image
+
+
+def test_nearest_centroid_is_the_euclidean_closest():
+    centroids = np.array([[0.0, 0.0], [3.0, 4.0], [10.0, 0.0]], np.float32)
+
+    assert nearest_centroid(np.array([3.0, 3.0], np.float32), centroids) == (1, 1.0)
+
+
+def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
+    images, labels = digits
+    info = read_model_info(str(trained_model))
+    centroids = read_centroids(str(trained_model / CENTROIDS))
+    picks = [0, 2500, 4999]
+    items = [
+        FeaturizedInput(
+            InputRef(f"id{i}", f"/digits/{i}.png", str(labels[i]), "image"),
+            featurize_image(png_bytes(images[i])),
+        )
+        for i in picks
+    ]
+
+    def check(row):
+        cluster_id, distance = nearest_centroid(row.embedding, centroids)
+        assert row.embedding.shape == (info.embedding_dim,) and row.embedding.dtype == np.float32
+        assert (row.cluster_id, row.model_version) == (cluster_id, info.model_version)
+        assert np.isclose(row.cluster_distance, distance)
+        return row.id, row.label, row.nnz
+
+    with TestPipeline() as p:
+        embedded, failures = (
+            p | beam.Create(items) | EncodeEmbeddings(str(trained_model), min_batch_size=1, max_batch_size=2)
+        )
+        rows = embedded | AssignClusters(
+            functools.partial(read_centroids, str(trained_model / CENTROIDS)), info.model_version
+        )
+
+        assert_that(
+            rows | beam.Map(check),
+            equal_to([(item.ref.id, item.ref.label, item.features.nnz) for item in items]),
+            label="rows",
+        )
+        assert_that(failures, equal_to([]), label="no failures")

@@ -1,0 +1,80 @@
+"""WriteEmbeddings commits a table only when every input is accounted for."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.dataset as ds
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+
+import apache_beam as beam
+from transforms.centroids import write_centroids, read_centroids
+from transforms.records import DeadLetter, EmbeddingRow, InputRef
+from transforms.schemas import embeddings_schema
+from transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
+
+CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
+
+
+def _row(i: int, cluster_id: int) -> EmbeddingRow:
+    return EmbeddingRow(
+        modality="image", id=f"id{i}", uri=f"/in/{i}.png", label=str(i % 2),
+        embedding=np.array([i, i], np.float32), cluster_id=cluster_id,
+        cluster_distance=float(i), nnz=10 + i, model_version="v1",
+    )
+
+
+@pytest.fixture
+def output_model(tmp_path):
+    path = str(tmp_path / "model_centroids.parquet")
+    write_centroids(path, CENTROIDS, np.array([0, 0]))
+    return OutputModel("image", 2, "v1", lambda: read_centroids(path))
+
+
+def _write(output_dir, output_model, rows, dead_letters, inputs_seen):
+    with TestPipeline() as p:
+        _ = {
+            "rows": p | "Rows" >> beam.Create(rows),
+            "dead_letters": p | "DeadLetters" >> beam.Create(dead_letters),
+            "inputs": p | "Inputs" >> beam.Create(
+                [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(inputs_seen)]
+            ),
+        } | WriteEmbeddings(str(output_dir), output_model, RunInfo("run1", 0.0, {"k": "v"}))
+
+
+def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path, output_model):
+    out = tmp_path / "out"
+    rows = [_row(0, 0), _row(1, 0), _row(9, 1)]
+    dead = [DeadLetter("/in/bad.png", "featurize", "no_active_features", "blank")]
+
+    _write(out, output_model, rows, dead, inputs_seen=4)
+
+    assert (out / "_SUCCESS").exists() and not (out / "_staging").exists()
+    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
+    assert table.schema.remove(table.schema.get_field_index("modality")) == embeddings_schema(2)
+    assert sorted(table.column("id").to_pylist()) == ["id0", "id1", "id9"]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert (manifest["inputs_seen"], manifest["rows_written"], manifest["dead_letters"]) == (4, 3, 1)
+    centroids = ds.dataset(out / "centroids.parquet").to_table().to_pydict()
+    assert centroids["size"] == [2, 1]
+    assert ds.dataset(out / "dead_letter").to_table().column("error").to_pylist() == ["no_active_features"]
+
+
+def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_model):
+    out = tmp_path / "out"
+
+    with pytest.raises(Exception, match="refusing to commit: 5 inputs seen but 3 rows"):
+        _write(out, output_model, [_row(0, 0), _row(1, 0), _row(9, 1)], [], inputs_seen=5)
+
+    assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
+
+
+def test_a_second_commit_replaces_the_first_table_whole(tmp_path, output_model):
+    out = tmp_path / "out"
+    _write(out, output_model, [_row(0, 0), _row(1, 0)], [], inputs_seen=2)
+
+    _write(out, output_model, [_row(7, 1)], [], inputs_seen=1)
+
+    assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column("id").to_pylist() == ["id7"]
