@@ -11,6 +11,7 @@ in the model as `transform_fn/` and the labels list of model.json).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import posixpath
@@ -198,14 +199,25 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
         else tempfile.mkdtemp(prefix="embedbeam-train-")
     )
     model_dir = f"{job.output.rstrip('/')}.partial-{run_id}"
-    build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
-    options = options.view_as(TrainOptions)
+    try:
+        build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+        info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
+        if FileSystems.exists(job.output):
+            FileSystems.delete([job.output])
+        move_files(list_files(model_dir), model_dir, job.output)
+    finally:
+        FileSystems.delete([path for path in (work_dir, model_dir) if FileSystems.exists(path)])
+    return info
 
+
+def _fit_and_export(
+    options: TrainOptions, work_dir: str, model_dir: str, started: float
+) -> model_dir_lib.ModelInfo:
+    """The launcher half of training: fit, cluster, measure, write the model files."""
     table = read_transformed(work_dir)
     if table.num_rows == 0:
-        raise UserError(
-            f"no training input could be featurized; see {posixpath.join(model_dir, 'training_dead_letter')}"
-        )
+        reasons = _dead_letter_reasons(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
+        raise UserError(f"no training input could be used (dead letters by reason: {reasons})")
     labels = tft.TFTransformOutput(model_dir).vocabulary_by_name(LABEL_VOCABULARY)
     labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
     num_ids = vocabulary_size(options.modality, featurizer_settings(options))
@@ -227,6 +239,8 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
 
     embeddings = encoder_lib.embed_rows(encoder.embed, rows)
     num_clusters = options.clusters or len(labels)
+    if fit_index.size < num_clusters:
+        raise UserError(f"{fit_index.size} training rows cannot make {num_clusters} clusters")
     kmeans = KMeans(n_clusters=num_clusters, n_init=10, random_state=options.seed).fit(
         embeddings[fit_index]
     )
@@ -260,11 +274,17 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
         model_version=model_dir_lib.content_hash(model_dir),
     )
     model_dir_lib.write_model_info(model_dir, info)
-    if FileSystems.exists(job.output):
-        FileSystems.delete([job.output])
-    move_files(list_files(model_dir), model_dir, job.output)
-    FileSystems.delete([work_dir, model_dir])
     return info
+
+
+def _dead_letter_reasons(prefix: str) -> dict[str, int]:
+    reasons: collections.Counter = collections.Counter()
+    for path in FileSystems.match([prefix + "*"])[0].metadata_list:
+        with FileSystems.open(path.path) as handle:
+            reasons.update(
+                pq.read_table(pa.BufferReader(handle.read())).column("error").to_pylist()
+            )
+    return dict(reasons)
 
 
 def _metrics(encoder, rows, label_ids, embeddings, kmeans, fit_index, validation_index) -> dict:

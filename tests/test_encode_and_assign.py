@@ -46,7 +46,9 @@ def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
 
     with TestPipeline() as p:
         embedded, failures = (
-            p | beam.Create(items) | EncodeEmbeddings(str(trained_model), min_batch_size=1, max_batch_size=2)
+            p
+            | beam.Create(items)
+            | EncodeEmbeddings(str(trained_model), min_batch_size=1, max_batch_size=2)
         )
         rows = embedded | AssignClusters(
             functools.partial(read_centroids, str(trained_model / CENTROIDS)), info.model_version

@@ -86,7 +86,11 @@ def test_every_input_is_a_row_or_a_dead_letter_with_its_reason(embedded):
     assert manifest["inputs_seen"] == manifest["rows_written"] + manifest["dead_letters"]
     assert _table(embedded).num_rows == 500
     assert {
-        (letter["uri"].split("/", -1)[-2] + "/" + letter["uri"].rsplit("/", 1)[-1], letter["stage"], letter["error"])
+        (
+            letter["uri"].split("/", -1)[-2] + "/" + letter["uri"].rsplit("/", 1)[-1],
+            letter["stage"],
+            letter["error"],
+        )
         for letter in dead
     } == {(relative, stage, error) for relative, (_, stage, error) in BAD_INPUTS.items()}
     assert all(letter["message"] for letter in dead)
@@ -118,7 +122,9 @@ def test_pandas_polars_and_duckdb_read_it_without_help(embedded):
     )
 
     assert len(frame) == len(lazy) == count == 500
-    assert len(frame["embedding"].iloc[0]) == 5 and lazy.schema["embedding"] == pl.Array(pl.Float32, 5)
+    assert len(frame["embedding"].iloc[0]) == 5 and lazy.schema["embedding"] == pl.Array(
+        pl.Float32, 5
+    )
     assert clusters > 1 and modality == "image"
 
 
@@ -158,21 +164,35 @@ def test_the_model_directory_stands_alone(trained_model, embed_inputs, digit_fol
 
 def test_quality_against_training_embeddings(trained_model, embedded, tmp_path, digit_folders):
     train_out = tmp_path / "train_out"
-    assert cli.main(
-        ["embed", "--model", str(trained_model), "--input", f"{digit_folders}/train/*/*.png",
-         "--output", str(train_out)]
-    ) == 0
+    assert (
+        cli.main(
+            [
+                "embed",
+                "--model",
+                str(trained_model),
+                "--input",
+                f"{digit_folders}/train/*/*.png",
+                "--output",
+                str(train_out),
+            ]
+        )
+        == 0
+    )
     train, test = _table(train_out), _table(embedded)
 
     accuracy = knn_accuracy(
-        _embeddings(train), np.asarray(train.column("label").to_pylist()),
-        _embeddings(test), np.asarray(test.column("label").to_pylist()),
+        _embeddings(train),
+        np.asarray(train.column("label").to_pylist()),
+        _embeddings(test),
+        np.asarray(test.column("label").to_pylist()),
     )
 
     assert accuracy > 0.80  # measured 0.868 on 2026-11-25
 
 
-def test_a_committed_output_is_not_overwritten_by_accident(embedded, trained_model, embed_inputs, capsys):
+def test_a_committed_output_is_not_overwritten_by_accident(
+    embedded, trained_model, embed_inputs, capsys
+):
     before = (embedded / "_manifest.json").read_text()
 
     assert _embed(trained_model, embed_inputs, embedded) == 2

@@ -20,9 +20,15 @@ CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
 
 def _row(i: int, cluster_id: int) -> EmbeddingRow:
     return EmbeddingRow(
-        modality="image", id=f"id{i}", uri=f"/in/{i}.png", label=str(i % 2),
-        embedding=np.array([i, i], np.float32), cluster_id=cluster_id,
-        cluster_distance=float(i), nnz=10 + i, model_version="v1",
+        modality="image",
+        id=f"id{i}",
+        uri=f"/in/{i}.png",
+        label=str(i % 2),
+        embedding=np.array([i, i], np.float32),
+        cluster_id=cluster_id,
+        cluster_distance=float(i),
+        nnz=10 + i,
+        model_version="v1",
     )
 
 
@@ -38,7 +44,9 @@ def _write(output_dir, output_model, rows, dead_letters, inputs_seen):
         _ = {
             "rows": p | "Rows" >> beam.Create(rows),
             "dead_letters": p | "DeadLetters" >> beam.Create(dead_letters),
-            "inputs": p | "Inputs" >> beam.Create(
+            "inputs": p
+            | "Inputs"
+            >> beam.Create(
                 [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(inputs_seen)]
             ),
         } | WriteEmbeddings(str(output_dir), output_model, RunInfo("run1", 0.0, {"k": "v"}))
@@ -56,10 +64,16 @@ def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path,
     assert table.schema.remove(table.schema.get_field_index("modality")) == embeddings_schema(2)
     assert sorted(table.column("id").to_pylist()) == ["id0", "id1", "id9"]
     manifest = json.loads((out / "_manifest.json").read_text())
-    assert (manifest["inputs_seen"], manifest["rows_written"], manifest["dead_letters"]) == (4, 3, 1)
+    assert (manifest["inputs_seen"], manifest["rows_written"], manifest["dead_letters"]) == (
+        4,
+        3,
+        1,
+    )
     centroids = ds.dataset(out / "centroids.parquet").to_table().to_pydict()
     assert centroids["size"] == [2, 1]
-    assert ds.dataset(out / "dead_letter").to_table().column("error").to_pylist() == ["no_active_features"]
+    assert ds.dataset(out / "dead_letter").to_table().column("error").to_pylist() == [
+        "no_active_features"
+    ]
 
 
 def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_model):
@@ -77,4 +91,6 @@ def test_a_second_commit_replaces_the_first_table_whole(tmp_path, output_model):
 
     _write(out, output_model, [_row(7, 1)], [], inputs_seen=1)
 
-    assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column("id").to_pylist() == ["id7"]
+    assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column(
+        "id"
+    ).to_pylist() == ["id7"]
