@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
-import apache_beam as beam
-from transforms.centroids import write_centroids, read_centroids
+from transforms.centroids import read_centroids, write_centroids
 from transforms.records import DeadLetter, EmbeddingRow, InputRef
 from transforms.schemas import embeddings_schema
 from transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
