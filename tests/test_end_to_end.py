@@ -212,3 +212,32 @@ def test_a_failing_run_leaves_no_table(trained_model, embed_inputs, tmp_path):
         _embed(broken, embed_inputs, out)
 
     assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
+
+
+def test_training_labels_can_come_from_a_manifest(digit_folders, tmp_path):
+    paths = sorted((digit_folders / "test").glob("[0-4]/*.png"))[::5]
+    manifest = tmp_path / "manifest.parquet"
+    pd.DataFrame(
+        {"uri": [str(p) for p in paths], "label": [f"digit-{p.parent.name}" for p in paths]}
+    ).to_parquet(manifest)
+
+    status = cli.main(
+        [
+            "train",
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp_path / "m"),
+            "--epochs",
+            "1",
+            "--clusters",
+            "3",
+            "--embedding-dim",
+            "8",
+        ]
+    )
+
+    info = read_model_info(str(tmp_path / "m"))
+    assert status == 0
+    assert sorted(info.labels) == [f"digit-{d}" for d in range(5)]
+    assert (info.embedding_dim, info.num_clusters) == (8, 3)
