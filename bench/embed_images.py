@@ -1,0 +1,218 @@
+"""Embedding 10,000 MNIST PNGs: embedbeam on DirectRunner next to a plain Python loop.
+
+Both do the same work on the same files with the same model: read each PNG,
+featurize it (transforms/sparse/image.py), run the SavedModel's `embed`
+signature in batches, assign the nearest centroid, write Parquet. Each run is
+a fresh subprocess; its clock starts after the heavy imports (TensorFlow,
+Beam), so both sides pay model loading but not interpreter start-up. Three
+runs per variant, median reported.
+
+    python -m bench.embed_images [--workdir bench/work] [--repeats 3]
+
+Writes bench/results/embed_images.json; bench/embed_images.md quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+RESULTS = pathlib.Path(__file__).parent / "results" / "embed_images.json"
+VARIANTS = {
+    "plain loop": [],
+    "embedbeam DirectRunner (in-process)": [],
+    "embedbeam DirectRunner multi_processing x2": [
+        "--direct_running_mode=multi_processing",
+        "--direct_num_workers=2",
+    ],
+}
+LOOP_BATCH = 512
+
+
+def plain_loop(model_dir: str, pattern: str, output: str) -> int:
+    """What an engineer writes first: one process, one file after another."""
+    import glob
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import tensorflow as tf
+
+    from pipeline.model_dir import CENTROIDS, read_model_info
+    from transforms.centroids import read_centroids
+    from transforms.modalities import make_featurizer
+    from transforms.records import id_for_uri
+    from transforms.schemas import embeddings_schema
+    from transforms.sparse import InvalidInput, SparseRows
+
+    info = read_model_info(model_dir)
+    featurize = make_featurizer(info.modality, info.featurizer)
+    embed = tf.saved_model.load(model_dir).signatures["embed"]
+    centroids = read_centroids(os.path.join(model_dir, CENTROIDS))
+    schema = embeddings_schema(info.embedding_dim)
+    os.makedirs(output, exist_ok=True)
+    written = 0
+    with pq.ParquetWriter(
+        os.path.join(output, "part-0.parquet"), schema, compression="zstd"
+    ) as writer:
+        paths = sorted(glob.glob(pattern))
+        for start in range(0, len(paths), LOOP_BATCH):
+            batch_paths, features = [], []
+            for path in paths[start : start + LOOP_BATCH]:
+                with open(path, "rb") as handle:
+                    try:
+                        features.append(featurize(handle.read()))
+                    except InvalidInput:
+                        continue
+                batch_paths.append(path)
+            rows = SparseRows.stack(features)
+            vectors = embed(ids=rows.ids, weights=rows.weights, row_splits=rows.row_splits)[
+                "embedding"
+            ].numpy()
+            distances = np.linalg.norm(vectors[:, None, :] - centroids[None], axis=2)
+            nearest = distances.argmin(axis=1)
+            table = pa.table(
+                {
+                    "id": [id_for_uri(p) for p in batch_paths],
+                    "uri": batch_paths,
+                    "label": [os.path.basename(os.path.dirname(p)) for p in batch_paths],
+                    "embedding": pa.FixedSizeListArray.from_arrays(
+                        pa.array(vectors.ravel()), info.embedding_dim
+                    ),
+                    "cluster_id": pa.array(nearest, pa.int32()),
+                    "cluster_distance": pa.array(
+                        distances[np.arange(len(nearest)), nearest], pa.float32()
+                    ),
+                    "nnz": pa.array([f.nnz for f in features], pa.int32()),
+                    "model_version": [info.model_version] * len(batch_paths),
+                },
+                schema=schema,
+            )
+            writer.write_table(table)
+            written += len(batch_paths)
+    return written
+
+
+def run_variant(variant: str, model_dir: str, pattern: str, output: str) -> dict:
+    """One measured run, inside this (fresh) process."""
+    import apache_beam  # noqa: F401 - imported before the clock starts, as TF is
+    import tensorflow  # noqa: F401
+
+    from pipeline import cli
+
+    started_wall, started_cpu = time.perf_counter(), time.process_time()
+    if variant == "plain loop":
+        items = plain_loop(model_dir, pattern, output)
+    else:
+        status = cli.main(
+            [
+                "embed",
+                "--model",
+                model_dir,
+                "--input",
+                pattern,
+                "--output",
+                output,
+                *VARIANTS[variant],
+            ]
+        )
+        assert status == 0
+        items = json.loads(pathlib.Path(output, "_manifest.json").read_text())["rows_written"]
+    wall = time.perf_counter() - started_wall
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        "items": items,
+        "wall_s": wall,
+        "cpu_s": time.process_time() - started_cpu + children.ru_utime + children.ru_stime,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_largest_child_mb": children.ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--limit", type=int, default=10_000, help="How many test digits.")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--model", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    parser.add_argument("--input", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:  # a child run
+        print(json.dumps(run_variant(args.variant, args.model, args.input, args.output)))
+        return
+
+    from pipeline.demo import materialize
+
+    model = args.workdir / "model-dauto"
+    if not (model / "model.json").exists():
+        from pipeline import cli
+
+        train_dir = materialize(args.workdir / "digits", "train", None)
+        assert 0 == cli.main(["train", "--input", f"{train_dir}/*/*.png", "--output", str(model)])
+    test_dir = materialize(args.workdir / f"digits-{args.limit}", "test", args.limit)
+    pattern = f"{test_dir}/*/*.png"
+    runs: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
+    for repeat in range(args.repeats):
+        for variant in VARIANTS:  # interleaved, so machine noise hits every variant alike
+            output = args.workdir / "bench-out"
+            shutil.rmtree(output, ignore_errors=True)
+            child = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.embed_images",
+                    "--variant",
+                    variant,
+                    "--model",
+                    str(model),
+                    "--input",
+                    pattern,
+                    "--output",
+                    str(output),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs[variant].append(json.loads(child.stdout.strip().splitlines()[-1]))
+            print(f"run {repeat + 1} {variant}: {runs[variant][-1]}", file=sys.stderr)
+    loop_rate = statistics.median(r["items"] / r["wall_s"] for r in runs["plain loop"])
+    summary = {}
+    for variant, measured in runs.items():
+        rate = statistics.median(r["items"] / r["wall_s"] for r in measured)
+        summary[variant] = {
+            "items": measured[0]["items"],
+            "items_per_s": round(rate, 1),
+            "ratio_to_plain_loop": round(rate / loop_rate, 2),
+            "wall_s": round(statistics.median(r["wall_s"] for r in measured), 2),
+            "cpu_s": round(statistics.median(r["cpu_s"] for r in measured), 2),
+            "peak_rss_mb": round(max(r["peak_rss_mb"] for r in measured)),
+            "peak_rss_largest_child_mb": round(
+                max(r["peak_rss_largest_child_mb"] for r in measured)
+            ),
+        }
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{platform.platform()}, {os.cpu_count()} cores",
+        "repeats": args.repeats,
+        "variants": summary,
+        "raw": runs,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
