@@ -31,6 +31,7 @@ setup(
             "polars>=1.20,<3",
             "mlxtend>=0.23,<0.26",
             "ruff>=0.8",
+            "psutil>=5.9",
         ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
