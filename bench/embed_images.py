@@ -109,26 +109,16 @@ def run_variant(variant: str, model_dir: str, pattern: str, output: str) -> dict
     """One measured run, inside this (fresh) process."""
     import apache_beam  # noqa: F401 - imported before the clock starts, as TF is
     import tensorflow  # noqa: F401
+    from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline import cli
+    from pipeline.embed import embed
 
     started_wall, started_cpu = time.perf_counter(), time.process_time()
     if variant == "plain loop":
         items = plain_loop(model_dir, pattern, output)
     else:
-        status = cli.main(
-            [
-                "embed",
-                "--model",
-                model_dir,
-                "--input",
-                pattern,
-                "--output",
-                output,
-                *VARIANTS[variant],
-            ]
-        )
-        assert status == 0
+        flags = ["--model", model_dir, "--input", pattern, "--output", output]
+        embed(PipelineOptions(flags + VARIANTS[variant]))
         items = json.loads(pathlib.Path(output, "_manifest.json").read_text())["rows_written"]
     wall = time.perf_counter() - started_wall
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
