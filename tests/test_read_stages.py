@@ -126,3 +126,18 @@ def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(imag
             ),
             label="dead letters",
         )
+
+
+def test_stages_count_what_they_see_in_beam_metrics(image_folder):
+    p = TestPipeline()
+    refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*"))
+    raw, _ = refs | ReadInputs()
+    _ = raw | Featurize({"image": {"grid": 28, "threshold": 0.2}})
+
+    result = p.run()
+    result.wait_until_finish()
+
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert counters["inputs_seen"] == 3
+    assert counters["inputs_read"] == 2 and counters["dead_letters_read"] == 1
+    assert counters["inputs_featurized"] == 1 and counters["dead_letters_featurize"] == 1
