@@ -13,7 +13,7 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from transforms.sparse.features import InvalidInput, SparseFeatures
 
@@ -77,19 +77,20 @@ def _to_ink_on_dark(image: Image.Image, grid: int) -> np.ndarray:
         # Transparent pixels count as a white page behind the strokes.
         page = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(page, image.convert("RGBA"))
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    if _border_mean(gray) > 0.5:
-        gray = 1.0 - gray
-    side = max(gray.shape)
-    square = ImageOps.pad(
-        Image.fromarray((gray * 255.0).round().astype(np.uint8)), (side, side), color=0
-    )
+    gray = np.asarray(image.convert("L"))
+    if _border_mean(gray) > 127.5:
+        gray = 255 - gray
+    height, width = gray.shape
+    side = max(height, width)
+    if height != width:  # centre on a dark square so strokes keep their shape
+        top, left = (side - height) // 2, (side - width) // 2
+        gray = np.pad(gray, ((top, side - height - top), (left, side - width - left)))
     if side != grid:
-        square = square.resize((grid, grid), Image.Resampling.BOX)
-    return np.asarray(square, dtype=np.float32) / 255.0
+        gray = np.asarray(Image.fromarray(gray).resize((grid, grid), Image.Resampling.BOX))
+    return gray.astype(np.float32) / 255.0
 
 
 def _border_mean(gray: np.ndarray) -> float:
-    """Mean brightness of the outermost rows and columns: the background's shade."""
+    """Mean of the outermost rows and columns: the background's shade (0..255)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     return float(border.mean())
