@@ -1,8 +1,8 @@
-"""The `embedbeam` command: `embedbeam train ...`, `embedbeam embed ...`.
+"""The `embedbeam` command: `train` and `embed` (Beam jobs), `similar` (a query).
 
-Our flags are parsed here for help and validation; everything else on the
-command line must be a Beam pipeline flag (--runner, --direct_num_workers, ...)
-and passes through to the runner.
+For the jobs, our flags are parsed here for help and validation; everything
+else on the command line must be a Beam pipeline flag (--runner,
+--direct_num_workers, ...) and passes through to the runner.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import (  # noqa: E402
 
 from pipeline.options import EmbedOptions, JobOptions, TrainOptions, UserError  # noqa: E402
 
-_COMMANDS = {"train": TrainOptions, "embed": EmbedOptions}
+_JOBS = {"train": TrainOptions, "embed": EmbedOptions}
 _BEAM_FLAGS_NOTE = (
     "Beam pipeline flags (--runner, --direct_running_mode, --direct_num_workers, "
     "--temp_location, ...) go on the same command line and pass through."
@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_BEAM_FLAGS_NOTE,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, options_class in _COMMANDS.items():
+    for name, options_class in _JOBS.items():
         command = commands.add_parser(
             name,
             help=options_class.__doc__.splitlines()[0],
@@ -44,7 +44,40 @@ def _parser() -> argparse.ArgumentParser:
         )
         JobOptions._add_argparse_args(command)
         options_class._add_argparse_args(command)
+    _add_similar_args(
+        commands.add_parser(
+            "similar",
+            help="Nearest neighbours of an item in a committed embeddings table.",
+            description=similar_doc(),
+        )
+    )
     return parser
+
+
+def similar_doc() -> str:
+    return (
+        "Nearest neighbours of one item in a committed embeddings table: the query is an "
+        "id or uri in the table, or a raw file, which is embedded with the table's model."
+    )
+
+
+def _add_similar_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--embeddings",
+        required=True,
+        help="Output directory of `embedbeam embed` (holds _SUCCESS).",
+    )
+    parser.add_argument(
+        "--query", required=True, help="An id or uri in the table, or the path of a raw input file."
+    )
+    parser.add_argument("-k", type=int, default=10, help="How many neighbours to list.")
+    parser.add_argument("--modality", help="Which modality partition to search (if several).")
+    parser.add_argument(
+        "--metric",
+        choices=("euclidean", "cosine"),
+        default="euclidean",
+        help="Distance between embeddings (the encoder is trained for Euclidean).",
+    )
 
 
 def _unknown_flags(args: list[str]) -> list[str]:
@@ -60,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     parsed, beam_args = parser.parse_known_args(argv)
+    if parsed.command == "similar":
+        return _run_similar(parser.parse_args(argv))
     unknown = _unknown_flags(beam_args)
     if unknown:
         parser.error(f"unknown flags: {' '.join(unknown)} (see embedbeam {parsed.command} --help)")
@@ -89,6 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"embedbeam {parsed.command}: error: {error}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _run_similar(args: argparse.Namespace) -> int:
+    from pipeline.similar import format_neighbours, similar
+
+    try:
+        neighbours = similar(args.embeddings, args.query, args.k, args.modality, args.metric)
+    except UserError as error:
+        print(f"embedbeam similar: error: {error}", file=sys.stderr)
+        return 2
+    print(format_neighbours(neighbours))
     return 0
 
 

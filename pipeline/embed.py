@@ -10,6 +10,7 @@ refuses to commit unless inputs seen = rows + dead letters.
 from __future__ import annotations
 
 import functools
+import os
 import posixpath
 import time
 import uuid
@@ -80,6 +81,11 @@ def embed(options: PipelineOptions) -> None:
     build_embed_pipeline(options).run().wait_until_finish()
 
 
+def _absolute(path: str) -> str:
+    """Local paths made absolute, so the manifest still finds the model from elsewhere."""
+    return path if "://" in path else os.path.abspath(path)
+
+
 def _new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
@@ -90,7 +96,7 @@ def _job_flags(job: JobOptions, options: EmbedOptions, model: ModelInfo) -> dict
         "input": job.input,
         "manifest": job.manifest,
         "label_from": job.label_from,
-        "model": options.model,
+        "model": _absolute(options.model),
         "modality": model.modality,
         "max_input_bytes": job.max_input_bytes,
         "min_batch_size": options.min_batch_size,

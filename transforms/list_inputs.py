@@ -7,6 +7,7 @@ before anything can fail: inputs seen = rows written + dead letters.
 from __future__ import annotations
 
 import dataclasses
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -67,7 +68,7 @@ class ListInputs(beam.PTransform):
 
 
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
-    uri = metadata.path
+    uri = _absolute(metadata.path)
     label = posixpath.basename(posixpath.dirname(uri)) if labels_from_folder else None
     return InputRef(
         id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri)
@@ -78,7 +79,7 @@ def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
     """A manifest row as an InputRef; relative uris are relative to the manifest."""
     uri = _clean(row.get("uri")) or ""
     if uri and "://" not in uri and not posixpath.isabs(uri):
-        uri = posixpath.join(posixpath.dirname(manifest), uri)
+        uri = _absolute(posixpath.join(posixpath.dirname(manifest), uri))
     return InputRef(
         id=_clean(row.get("id")) or id_for_uri(uri),
         uri=uri,
@@ -120,6 +121,11 @@ def _manifest_batches(path: str, handle) -> Iterator[pa.RecordBatch]:
         yield from pyarrow.csv.open_csv(handle, convert_options=as_strings)
     else:
         yield from pyarrow.json.read_json(handle).to_batches()
+
+
+def _absolute(path: str) -> str:
+    """Local paths made absolute: a uri (and the id hashed from it) must not depend on the cwd."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def _clean(value: Any) -> str | None:

@@ -1,0 +1,153 @@
+"""`embedbeam similar`: nearest neighbours of one item in a committed embeddings table.
+
+The query is an id or uri already in the table, or a path to a raw file, which
+is featurized and embedded with the model that wrote the table (its version
+must match). Search is exact, over the whole table, with numpy: Euclidean
+distance (the measure the encoder was trained for) or cosine distance.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import posixpath
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from pipeline.encoder import embed_rows
+from pipeline.model_dir import read_model_info
+from pipeline.options import UserError
+from transforms.modalities import make_featurizer, modality_for_uri
+from transforms.sparse import InvalidInput, SparseRows
+from transforms.write_embeddings import MANIFEST, SUCCESS
+
+METRICS = ("euclidean", "cosine")
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbeddingTable:
+    """The columns a neighbour search needs, for one modality."""
+
+    ids: list[str]
+    uris: list[str]
+    labels: list[str | None]
+    embeddings: np.ndarray
+    model_version: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbour:
+    id: str
+    uri: str
+    label: str | None
+    distance: float
+
+
+def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
+    """The committed table of `output_dir`; UserError if there is none or it is ambiguous."""
+    if not os.path.exists(posixpath.join(output_dir, SUCCESS)):
+        raise UserError(f"{output_dir} holds no committed embeddings table (no {SUCCESS})")
+    dataset = ds.dataset(
+        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
+    )
+    modalities = sorted(set(dataset.to_table(columns=["modality"]).column("modality").to_pylist()))
+    if modality is None and len(modalities) > 1:
+        raise UserError(
+            f"the table holds several modalities ({', '.join(modalities)}); pick one with --modality"
+        )
+    if modality is not None and modality not in modalities:
+        raise UserError(f"the table has no modality {modality!r} (it has: {', '.join(modalities)})")
+    chosen = modality or modalities[0]
+    table = dataset.to_table(
+        columns=["id", "uri", "label", "embedding", "model_version"],
+        filter=ds.field("modality") == chosen,
+    )
+    column = table.column("embedding").combine_chunks()
+    return EmbeddingTable(
+        ids=table.column("id").to_pylist(),
+        uris=table.column("uri").to_pylist(),
+        labels=table.column("label").to_pylist(),
+        embeddings=column.values.to_numpy().reshape(len(table), column.type.list_size),
+        model_version=table.column("model_version")[0].as_py() if len(table) else "",
+    )
+
+
+def nearest(
+    embeddings: np.ndarray, query: np.ndarray, k: int, metric: str = "euclidean"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and distances of the k rows closest to `query`, closest first."""
+    if metric == "euclidean":
+        distances = np.linalg.norm(embeddings - query, axis=1)
+    elif metric == "cosine":
+        norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(query)
+        distances = 1.0 - (embeddings @ query) / np.maximum(norms, 1e-12)
+    else:
+        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+    k = min(k, len(distances))
+    closest = np.argpartition(distances, k - 1)[:k] if k else np.array([], dtype=np.int64)
+    order = closest[np.lexsort((closest, distances[closest]))]  # ties: lower row first
+    return order, distances[order]
+
+
+def similar(
+    output_dir: str, query: str, k: int = 10, modality: str | None = None, metric: str = "euclidean"
+) -> list[Neighbour]:
+    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file)."""
+    table = load_table(output_dir, modality)
+    query_row = _row_of(table, query)
+    if query_row is not None:
+        vector = table.embeddings[query_row]
+    else:
+        vector = _embed_file(output_dir, table, query)
+    order, distances = nearest(table.embeddings, vector, k + (query_row is not None), metric)
+    neighbours = [
+        Neighbour(table.ids[i], table.uris[i], table.labels[i], float(d))
+        for i, d in zip(order, distances, strict=True)
+        if i != query_row
+    ]
+    return neighbours[:k]
+
+
+def format_neighbours(neighbours: list[Neighbour]) -> str:
+    lines = [f"{'rank':>4}  {'distance':>9}  {'label':<10}  {'id':<32}  uri"]
+    for rank, n in enumerate(neighbours, start=1):
+        lines.append(f"{rank:>4}  {n.distance:>9.4f}  {str(n.label):<10}  {n.id:<32}  {n.uri}")
+    return "\n".join(lines)
+
+
+def _row_of(table: EmbeddingTable, query: str) -> int | None:
+    for column in (table.ids, table.uris):
+        if query in column:
+            return column.index(query)
+    absolute = os.path.abspath(query)
+    return table.uris.index(absolute) if absolute in table.uris else None
+
+
+def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray:
+    """Featurizes and embeds a raw file with the model that wrote the table."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
+    with open(posixpath.join(output_dir, MANIFEST)) as handle:
+        model_dir = json.load(handle)["options"]["model"]
+    try:
+        info = read_model_info(model_dir)
+    except ValueError as error:
+        raise UserError(f"cannot embed {path}: the table's model is gone ({error})") from error
+    if info.model_version != table.model_version:
+        raise UserError(
+            f"the model at {model_dir} is version {info.model_version}, but the table was "
+            f"written by {table.model_version}; re-embed or restore that model"
+        )
+    if modality_for_uri(path) != info.modality:
+        raise UserError(f"{path} is not {info.modality} input, the modality of this table")
+    with open(path, "rb") as handle:
+        try:
+            features = make_featurizer(info.modality, info.featurizer)(handle.read())
+        except InvalidInput as error:
+            raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
+    import tensorflow as tf
+
+    model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
+    return embed_rows(model.signatures["embed"], SparseRows.stack([features]))[0]

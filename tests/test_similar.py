@@ -1,0 +1,86 @@
+"""`embedbeam similar` on a committed table: by id, by uri, by a raw file; exact search."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline import cli
+from pipeline.similar import load_table, nearest, similar
+
+pytestmark = pytest.mark.slow
+
+
+def test_nearest_orders_by_euclidean_or_cosine_distance():
+    rows = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.1], [0.9, 0.1]], np.float32)
+
+    order, distances = nearest(rows, np.array([1.0, 0.0], np.float32), k=3)
+    cosine_order, _ = nearest(rows, np.array([1.0, 0.0], np.float32), k=2, metric="cosine")
+
+    assert order.tolist() == [0, 3, 2]
+    np.testing.assert_allclose(distances, [0.0, np.hypot(0.1, 0.1), np.hypot(2.0, 0.1)], rtol=1e-6)
+    assert cosine_order.tolist() == [0, 2]
+
+
+@pytest.fixture(scope="module")
+def table_dir(tmp_path_factory, trained_model, digit_folders):
+    out = tmp_path_factory.mktemp("similar") / "out"
+    assert (
+        cli.main(
+            [
+                "embed",
+                "--model",
+                str(trained_model),
+                "--input",
+                f"{digit_folders}/test/*/*.png",
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def test_neighbours_of_an_item_are_mostly_its_own_digit(table_dir):
+    table = load_table(str(table_dir))
+    query = table.ids[table.labels.index("4")]
+
+    neighbours = similar(str(table_dir), query, k=10)
+
+    assert len(neighbours) == 10 and query not in [n.id for n in neighbours]
+    assert [n.distance for n in neighbours] == sorted(n.distance for n in neighbours)
+    assert sum(n.label == "4" for n in neighbours) >= 7
+
+
+def test_a_raw_file_is_embedded_with_the_tables_model(table_dir, digit_folders, capsys):
+    training_seven = sorted((digit_folders / "train" / "7").glob("*.png"))[0]
+
+    status = cli.main(
+        ["similar", "--embeddings", str(table_dir), "--query", str(training_seven), "-k", "5"]
+    )
+
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert status == 0 and len(lines) == 6  # header + 5 neighbours
+    assert sum(line.split()[2] == "7" for line in lines[1:]) >= 4
+
+
+@pytest.mark.parametrize(
+    "break_it, message",
+    [
+        (lambda out: (out / "_SUCCESS").unlink(), "no committed embeddings table"),
+        (lambda out: None, "neither an id or uri in the table"),
+    ],
+    ids=["uncommitted", "unknown-id"],
+)
+def test_mistakes_get_one_line(table_dir, tmp_path, capsys, break_it, message):
+    copy = tmp_path / "copy"
+    shutil.copytree(table_dir, copy)
+    break_it(copy)
+
+    status = cli.main(["similar", "--embeddings", str(copy), "--query", "no-such-id"])
+
+    error = capsys.readouterr().err.strip()
+    assert status == 2 and "\n" not in error and message in error
