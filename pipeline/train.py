@@ -41,7 +41,7 @@ from transforms.dead_letters import tagged_dead_letter
 from transforms.featurize import Featurize
 from transforms.files import list_files, move_files
 from transforms.list_inputs import InputSource, ListInputs
-from transforms.modalities import vocabulary_size
+from transforms.modalities import MODALITIES, vocabulary_size
 from transforms.read_inputs import ReadInputs
 from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, id_for_uri
 from transforms.sparse import InvalidInput, SparseRows
@@ -82,7 +82,8 @@ def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
 
 
 def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
-    return {"grid": options.grid, "threshold": options.threshold}
+    """The featurizer flags of the trained modality, as model.json records them."""
+    return {name: getattr(options, name) for name in MODALITIES[options.modality].settings}
 
 
 def build_train_pipeline(

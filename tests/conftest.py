@@ -78,3 +78,20 @@ def encode(image: Image.Image, image_format: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=image_format)
     return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def spoken_digit_folders(tmp_path_factory) -> pathlib.Path:
+    """espeak-ng speaking zero..nine: 30 training voices, 10 held-out voices."""
+    from pipeline.spoken_digits import voices, write_spoken_digits
+
+    root = tmp_path_factory.mktemp("spoken")
+    speakers = voices(40, seed=0)
+    write_spoken_digits(root / "train", speakers[:30])
+    write_spoken_digits(root / "test", speakers[30:])
+    return root
+
+
+@pytest.fixture(scope="session")
+def spoken_seven(spoken_digit_folders) -> bytes:
+    return sorted((spoken_digit_folders / "test" / "seven").glob("*.wav"))[0].read_bytes()

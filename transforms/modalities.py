@@ -1,13 +1,20 @@
-"""Which modality an input is, and the featurizer that turns it into sparse features."""
+"""Which modality an input is, and the featurizer that turns it into sparse features.
+
+Each supported modality names its featurizer, the settings that featurizer
+takes (recorded in model.json at training, so embedding reuses them exactly),
+and the size of its feature-id space.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import posixpath
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from transforms.sparse import SparseFeatures
+from transforms.sparse.audio import audio_vocabulary_size, featurize_audio
 from transforms.sparse.image import featurize_image, image_vocabulary_size
 
 Featurizer = Callable[[bytes], SparseFeatures]
@@ -18,7 +25,28 @@ EXTENSIONS: Mapping[str, tuple[str, ...]] = {
     "audio": ("wav", "flac", "ogg", "oga", "mp3"),
 }
 _MODALITY_BY_EXTENSION = {ext: modality for modality, exts in EXTENSIONS.items() for ext in exts}
-SUPPORTED = ("image",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Modality:
+    featurize: Callable[..., SparseFeatures]
+    settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
+    vocabulary_size: Callable[[Mapping[str, Any]], int]  # of those settings
+
+
+MODALITIES: Mapping[str, Modality] = {
+    "image": Modality(
+        featurize_image,
+        ("grid", "threshold"),
+        lambda settings: image_vocabulary_size(settings["grid"]),
+    ),
+    "audio": Modality(
+        featurize_audio,
+        ("mels", "frames", "threshold_db", "max_seconds"),
+        lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
+    ),
+}
+SUPPORTED = tuple(MODALITIES)
 
 
 def modality_for_uri(uri: str) -> str | None:
@@ -29,19 +57,18 @@ def modality_for_uri(uri: str) -> str | None:
 
 def make_featurizer(modality: str, settings: Mapping[str, Any]) -> Featurizer:
     """The featurizer of `modality`, configured exactly as at training time."""
-    if modality == "image":
-        return functools.partial(
-            featurize_image, grid=int(settings["grid"]), threshold=float(settings["threshold"])
-        )
-    raise ValueError(
-        f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}"
-    )
+    spec = _spec(modality)
+    return functools.partial(spec.featurize, **{name: settings[name] for name in spec.settings})
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:
     """Number of possible feature ids: the size of the encoder's embedding table."""
-    if modality == "image":
-        return image_vocabulary_size(int(settings["grid"]))
-    raise ValueError(
-        f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}"
-    )
+    return _spec(modality).vocabulary_size(settings)
+
+
+def _spec(modality: str) -> Modality:
+    if modality not in MODALITIES:
+        raise ValueError(
+            f"modality {modality!r} is not supported yet; supported: {', '.join(SUPPORTED)}"
+        )
+    return MODALITIES[modality]
