@@ -83,3 +83,23 @@ def test_broken_audio_is_refused_with_a_reason(data, reason):
         featurize_audio(data)
 
     assert caught.value.reason == reason
+
+
+def test_a_two_hour_recording_is_read_as_a_prefix_and_capped_not_loaded_whole(tmp_path):
+    from transforms.read_inputs import read_bounded
+    from transforms.records import InputRef
+
+    rate, seconds = 16000, 2 * 60 * 60
+    tone = (8000 * np.sin(np.arange(rate * 5) * 2 * np.pi * 300 / rate)).astype("<i2")
+    header = _wav(tone, rate)[:44]
+    two_hours = tmp_path / "lecture.wav"
+    with open(two_hours, "wb") as handle:  # a sparse file: 230 MB on paper, 5 s of tone on disk
+        handle.write(header[:40] + (seconds * rate * 2).to_bytes(4, "little"))
+        handle.write(tone.tobytes())
+        handle.truncate(44 + seconds * rate * 2)
+    ref = InputRef("lecture", str(two_hours), None, "audio")
+
+    data = read_bounded(ref, max_bytes=2_000_000)
+
+    assert len(data) == 2_000_000
+    assert featurize_audio(data, max_seconds=10).nnz > 0

@@ -32,6 +32,9 @@ class Modality:
     featurize: Callable[..., SparseFeatures]
     settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
     vocabulary_size: Callable[[Mapping[str, Any]], int]  # of those settings
+    # A prefix of an oversize file still featurizes (audio is capped in time anyway),
+    # so it is read up to the size limit instead of becoming a dead letter.
+    reads_prefix: bool = False
 
 
 MODALITIES: Mapping[str, Modality] = {
@@ -44,6 +47,7 @@ MODALITIES: Mapping[str, Modality] = {
         featurize_audio,
         ("mels", "frames", "threshold_db", "max_seconds"),
         lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
+        reads_prefix=True,
     ),
 }
 SUPPORTED = tuple(MODALITIES)

@@ -10,6 +10,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.dead_letters import tagged_dead_letter
+from transforms.modalities import MODALITIES
 from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
@@ -49,7 +50,11 @@ class _ReadBytes(beam.DoFn):
 
 
 def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
-    """The bytes at `ref.uri`, refusing (without reading it all) a file over `max_bytes`."""
+    """The bytes at `ref.uri`, never more than `max_bytes` of them.
+
+    An oversize file becomes a dead letter, unless its modality featurizes
+    from a prefix (audio, capped in time): then the first `max_bytes` are used.
+    """
     if not ref.uri:
         raise InvalidInput("missing_uri", "the manifest row has no uri")
     if ref.modality is None:
@@ -64,6 +69,9 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
     except OSError as error:
         raise InvalidInput("unreadable_file", f"{type(error).__name__}: {error}") from error
     if len(data) > max_bytes:
+        modality = MODALITIES.get(ref.modality)
+        if modality is not None and modality.reads_prefix:
+            return data[:max_bytes]
         raise InvalidInput(
             "file_too_large", f"larger than the {max_bytes}-byte limit (--max-input-bytes)"
         )
