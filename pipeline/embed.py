@@ -9,6 +9,7 @@ refuses to commit unless inputs seen = rows + dead letters.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import posixpath
@@ -30,20 +31,56 @@ from transforms.read_inputs import ReadInputs
 from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbeddings
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """One model of the run: where it lives and what its model.json says."""
+
+    directory: str
+    info: ModelInfo
+
+    def output_model(self) -> OutputModel:
+        load_centroids = functools.partial(
+            read_centroids, posixpath.join(self.directory, CENTROIDS)
+        )
+        return OutputModel(
+            self.info.modality, self.info.embedding_dim, self.info.model_version, load_centroids
+        )
+
+
+def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
+    """`--model DIR` or `--model MODALITY=DIR`, repeated: one model per modality."""
+    if not values:
+        raise UserError("say which model to embed with: --model DIR (or MODALITY=DIR, repeated)")
+    models: dict[str, ModelRef] = {}
+    for value in values:
+        named, _, directory = (
+            value.partition("=") if "=" in value.split("/")[0] else ("", "", value)
+        )
+        try:
+            info = read_model_info(directory)
+        except ValueError as error:
+            raise UserError(str(error)) from error
+        if named and named != info.modality:
+            raise UserError(f"--model {value}: that directory holds a model for {info.modality}")
+        if info.modality in models:
+            raise UserError(f"two models for modality {info.modality}: give one per modality")
+        models[info.modality] = ModelRef(_absolute(directory), info)
+    return models
+
+
 def build_embed_pipeline(
     options: PipelineOptions, pipeline: beam.Pipeline | None = None
 ) -> beam.Pipeline:
-    """The embed job's graph; `embed` runs it, tests pass a TestPipeline."""
+    """The embed job's graph; `embed` runs it, tests pass a TestPipeline.
+
+    Each input goes to the model of its modality; inputs of a modality with
+    no model become dead letters.
+    """
     job = options.view_as(JobOptions)
     check_output_dir(job.output, SUCCESS, job.overwrite)
     source = input_source(job)
     options = options.view_as(EmbedOptions)
-    if not options.model:
-        raise UserError("say which model to embed with: --model DIR")
-    try:
-        model = read_model_info(options.model)
-    except ValueError as error:
-        raise UserError(str(error)) from error
+    models = resolve_models(options.model)
     if options.min_batch_size > options.max_batch_size:
         raise UserError("--min-batch-size must not exceed --max-batch-size")
 
@@ -51,27 +88,38 @@ def build_embed_pipeline(
     refs = pipeline | "ListInputs" >> ListInputs(source)
     raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
-        {model.modality: model.featurizer}
+        {modality: model.info.featurizer for modality, model in models.items()}
     )
-    embedded, encode_failures = featurized | "EncodeEmbeddings" >> EncodeEmbeddings(
-        options.model, options.min_batch_size, options.max_batch_size
+    # Featurize dead-letters every modality without a model, so the index exists.
+    partition_of = {modality: i for i, modality in enumerate(models)}
+    featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
+        lambda item, _: partition_of[item.ref.modality], len(models)
     )
-    load_centroids = functools.partial(read_centroids, posixpath.join(options.model, CENTROIDS))
-    rows = embedded | "AssignClusters" >> AssignClusters(load_centroids, model.model_version)
+    rows, encode_failures = [], []
+    for (modality, model), items in zip(models.items(), featurized_by_modality, strict=True):
+        embedded, failures = items | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
+            model.directory, options.min_batch_size, options.max_batch_size
+        )
+        rows.append(
+            embedded
+            | f"AssignClusters[{modality}]"
+            >> AssignClusters(model.output_model().load_centroids, model.info.model_version)
+        )
+        encode_failures.append(failures)
     dead_letters = (
         read_failures,
         featurize_failures,
-        encode_failures,
+        *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
     _ = {
-        "rows": rows,
+        "rows": rows | "FlattenRows" >> beam.Flatten(),
         "dead_letters": dead_letters,
         "inputs": refs,
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
-        OutputModel(model.modality, model.embedding_dim, model.model_version, load_centroids),
+        [model.output_model() for model in models.values()],
         RunInfo(
-            run_id=_new_run_id(), started_at=time.time(), options=_job_flags(job, options, model)
+            run_id=_new_run_id(), started_at=time.time(), options=_job_flags(job, options, models)
         ),
     )
     return pipeline
@@ -90,14 +138,13 @@ def _new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
 
 
-def _job_flags(job: JobOptions, options: EmbedOptions, model: ModelInfo) -> dict:
+def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRef]) -> dict:
     """The flags that shaped the output, as recorded in _manifest.json."""
     return {
         "input": job.input,
         "manifest": job.manifest,
         "label_from": job.label_from,
-        "model": _absolute(options.model),
-        "modality": model.modality,
+        "models": {modality: model.directory for modality, model in models.items()},
         "max_input_bytes": job.max_input_bytes,
         "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,

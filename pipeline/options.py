@@ -156,7 +156,13 @@ class EmbedOptions(PipelineOptions):
 
     @classmethod
     def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--model", help="Model directory written by `embedbeam train`.")
+        parser.add_argument(
+            "--model",
+            action="append",
+            help="Model directory written by `embedbeam train`. Repeat as MODALITY=DIR "
+            "(--model image=DIR --model audio=DIR) to embed a mixed input in one run; each "
+            "input goes to the model of its modality, into its own modality= partition.",
+        )
         parser.add_argument(
             "--min-batch-size",
             type=_positive_int,

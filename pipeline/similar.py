@@ -30,6 +30,7 @@ METRICS = ("euclidean", "cosine")
 class EmbeddingTable:
     """The columns a neighbour search needs, for one modality."""
 
+    modality: str
     ids: list[str]
     uris: list[str]
     labels: list[str | None]
@@ -66,6 +67,7 @@ def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
     )
     column = table.column("embedding").combine_chunks()
     return EmbeddingTable(
+        modality=chosen,
         ids=table.column("id").to_pylist(),
         uris=table.column("uri").to_pylist(),
         labels=table.column("label").to_pylist(),
@@ -129,8 +131,14 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
     """Featurizes and embeds a raw file with the model that wrote the table."""
     if not os.path.isfile(path):
         raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
+    modality = modality_for_uri(path)
     with open(posixpath.join(output_dir, MANIFEST)) as handle:
-        model_dir = json.load(handle)["options"]["model"]
+        model_dirs = json.load(handle)["options"]["models"]
+    if modality not in model_dirs:
+        raise UserError(
+            f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
+        )
+    model_dir = model_dirs[modality]
     try:
         info = read_model_info(model_dir)
     except ValueError as error:
@@ -140,8 +148,6 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
             f"the model at {model_dir} is version {info.model_version}, but the table was "
             f"written by {table.model_version}; re-embed or restore that model"
         )
-    if modality_for_uri(path) != info.modality:
-        raise UserError(f"{path} is not {info.modality} input, the modality of this table")
     with open(path, "rb") as handle:
         try:
             features = make_featurizer(info.modality, info.featurizer)(handle.read())

@@ -14,7 +14,7 @@ from transforms.write_embeddings import MANIFEST, SUCCESS
 
 
 def summarize(output_dir: str) -> dict[str, Any]:
-    """Counts from `_manifest.json`, plus 5-NN accuracy and purity where rows have labels."""
+    """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have labels."""
     if not posixpath.exists(posixpath.join(output_dir, SUCCESS)):
         raise ValueError(f"{output_dir} holds no committed table (no {SUCCESS})")
     with open(posixpath.join(output_dir, MANIFEST)) as handle:
@@ -23,24 +23,44 @@ def summarize(output_dir: str) -> dict[str, Any]:
         "output": posixpath.abspath(output_dir),
         "rows": manifest["rows_written"],
         "dead_letters": manifest["dead_letters"],
-        "clusters": manifest["clusters"],
         "wall_time_s": manifest["wall_time_s"],
         "items_per_s": round(manifest["inputs_seen"] / max(manifest["wall_time_s"], 1e-9), 1),
-        "model_version": manifest["model_version"],
     }
-    table = ds.dataset(
+    dataset = ds.dataset(
         posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
-    ).to_table(columns=["label", "embedding", "cluster_id"], filter=ds.field("label").is_valid())
-    if table.num_rows > 5:
-        labels = np.asarray(table.column("label").to_pylist())
-        column = table.column("embedding").combine_chunks()
-        embeddings = column.values.to_numpy().reshape(table.num_rows, column.type.list_size)
-        summary["knn5_accuracy"] = round(leave_one_out_knn_accuracy(embeddings, labels), 4)
-        summary["cluster_purity"] = round(
-            cluster_purity(table.column("cluster_id").to_numpy(), labels), 4
-        )
+    )
+    for modality, model in sorted(manifest["models"].items()):
+        summary[modality] = {
+            "rows": model["rows"],
+            "clusters": model["clusters"],
+            "model_version": model["model_version"],
+            **_quality(dataset, modality),
+        }
     return summary
 
 
+def _quality(dataset: ds.Dataset, modality: str) -> dict[str, float]:
+    table = dataset.to_table(
+        columns=["label", "embedding", "cluster_id"],
+        filter=(ds.field("modality") == modality) & ds.field("label").is_valid(),
+    )
+    if table.num_rows <= 5:
+        return {}
+    labels = np.asarray(table.column("label").to_pylist())
+    column = table.column("embedding").combine_chunks()
+    embeddings = column.values.to_numpy().reshape(table.num_rows, column.type.list_size)
+    return {
+        "knn5_accuracy": round(leave_one_out_knn_accuracy(embeddings, labels), 4),
+        "cluster_purity": round(cluster_purity(table.column("cluster_id").to_numpy(), labels), 4),
+    }
+
+
 def format_summary(summary: dict[str, Any]) -> str:
-    return "\n".join(f"  {key:<14} {value}" for key, value in summary.items())
+    lines = []
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            lines.append(f"  {key}:")
+            lines.extend(f"    {name:<14} {number}" for name, number in value.items())
+        else:
+            lines.append(f"  {key:<16} {value}")
+    return "\n".join(lines)

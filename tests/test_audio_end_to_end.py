@@ -86,3 +86,43 @@ def test_recorded_sounds_embed_and_broken_files_are_dead_letters(audio_run):
         ("picture.mp3", "undecodable_audio"),
     }
     assert manifest["inputs_seen"] == 100 + recorded + 2 == len(table) + len(dead)
+
+
+def test_one_run_routes_each_input_to_the_model_of_its_modality(
+    tmp_path, trained_model, audio_model, digit_folders, spoken_digit_folders
+):
+    mixed = tmp_path / "mixed"
+    for digit in ("3", "8"):
+        shutil.copytree(digit_folders / "test" / digit, mixed / "images" / digit)
+    for word in ("three", "eight"):
+        shutil.copytree(spoken_digit_folders / "test" / word, mixed / "speech" / word)
+    (mixed / "notes.txt").write_text("no text model in this run")
+    out = tmp_path / "out"
+
+    status = cli.main(
+        ["embed", "--model", f"image={trained_model}", "--model", f"audio={audio_model}",
+         "--input", f"{mixed}/**", "--output", str(out)]
+    )  # fmt: skip
+
+    assert status == 0
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert {m: model["rows"] for m, model in manifest["models"].items()} == {
+        "image": 200,
+        "audio": 20,
+    }
+    assert manifest["dead_letters"] == 1 and manifest["inputs_seen"] == 221
+    for modality, dim in (("image", 5), ("audio", 5)):
+        part = ds.dataset(out / "embeddings" / f"modality={modality}").to_table()
+        centroids = ds.dataset(out / "centroids" / f"modality={modality}").to_table()
+        assert part.schema.field("embedding").type.list_size == dim
+        assert sum(centroids.column("size").to_pylist()) == len(part)
+
+
+def test_a_model_named_for_the_wrong_modality_is_refused(tmp_path, audio_model, capsys):
+    status = cli.main(
+        ["embed", "--model", f"image={audio_model}", "--input", f"{audio_model}/*.json",
+         "--output", str(tmp_path / "out")]
+    )  # fmt: skip
+
+    assert status == 2
+    assert "holds a model for audio" in capsys.readouterr().err

@@ -49,7 +49,7 @@ def _write(output_dir, output_model, rows, dead_letters, inputs_seen):
             >> beam.Create(
                 [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(inputs_seen)]
             ),
-        } | WriteEmbeddings(str(output_dir), output_model, RunInfo("run1", 0.0, {"k": "v"}))
+        } | WriteEmbeddings(str(output_dir), [output_model], RunInfo("run1", 0.0, {"k": "v"}))
 
 
 def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path, output_model):
@@ -69,8 +69,11 @@ def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path,
         3,
         1,
     )
-    centroids = ds.dataset(out / "centroids.parquet").to_table().to_pydict()
-    assert centroids["size"] == [2, 1]
+    assert manifest["models"] == {
+        "image": {"model_version": "v1", "embedding_dim": 2, "clusters": 2, "rows": 3}
+    }
+    centroids = ds.dataset(out / "centroids" / "modality=image").to_table().to_pydict()
+    assert centroids["size"] == [2, 1] and centroids["cluster_id"] == [0, 1]
     assert ds.dataset(out / "dead_letter").to_table().column("error").to_pylist() == [
         "no_active_features"
     ]

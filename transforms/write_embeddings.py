@@ -3,8 +3,9 @@
 Everything is first written under `OUT/_staging/<run_id>/` (readers skip `_`
 folders). When every file is written, one commit step (a single-key
 GroupByKey, so no side inputs are needed) checks that inputs seen = rows +
-dead letters, moves the staged files into place, writes `centroids.parquet`
-and `_manifest.json`, and writes `_SUCCESS` last. Until `_SUCCESS` exists
+dead letters, moves the staged files into place, writes each modality's
+`centroids/modality=<m>/centroids.parquet` and `_manifest.json`, and writes
+`_SUCCESS` last. Until `_SUCCESS` exists
 the output is not a table: a failed run leaves none, and a repeated run
 replaces the old table only at its own commit.
 """
@@ -16,7 +17,7 @@ import json
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -33,9 +34,8 @@ _LOG = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
-CENTROIDS = "centroids.parquet"
 STAGING = "_staging"
-TABLE_DIRS = ("embeddings", "dead_letter")
+TABLE_DIRS = ("embeddings", "dead_letter", "centroids")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,38 +60,44 @@ class RunInfo:
 class WriteEmbeddings(beam.PTransform):
     """{"rows", "dead_letters", "inputs"} -> the committed table's file names.
 
+    Rows go to the `modality=<m>` partition of their modality, one per model.
     `inputs` is every InputRef the job listed; it is only counted, to prove
     nothing was lost between listing and writing.
     """
 
-    def __init__(self, output_dir: str, model: OutputModel, run: RunInfo) -> None:
+    def __init__(self, output_dir: str, models: Sequence[OutputModel], run: RunInfo) -> None:
         super().__init__()
         self._output_dir = output_dir.rstrip("/")
-        self._model = model
+        self._models = tuple(models)
         self._run = run
 
     def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
         staging = posixpath.join(self._output_dir, STAGING, self._run.run_id)
-        modality = self._model.modality
-        row_files = (
-            pcolls["rows"]
-            | "RowToRecord" >> beam.Map(EmbeddingRow.to_record)
-            | f"WriteEmbeddingParquet[{modality}]"
+        partition_of = {model.modality: i for i, model in enumerate(self._models)}
+        rows_by_modality = pcolls["rows"] | "PartitionByModality" >> beam.Partition(
+            lambda row, _: partition_of[row.modality], len(self._models)
+        )
+        row_files = [
+            rows
+            | f"RowToRecord[{model.modality}]" >> beam.Map(EmbeddingRow.to_record)
+            | f"WriteEmbeddingParquet[{model.modality}]"
             >> beam.io.WriteToParquet(
-                posixpath.join(staging, "embeddings", f"modality={modality}", "part"),
-                embeddings_schema(self._model.embedding_dim),
+                posixpath.join(staging, "embeddings", f"modality={model.modality}", "part"),
+                embeddings_schema(model.embedding_dim),
                 file_name_suffix=".parquet",
                 codec="zstd",
             )
-        )
+            for model, rows in zip(self._models, rows_by_modality, strict=True)
+        ]
         dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
             posixpath.join(staging, "dead_letter", "part")
         )
         facts = (
-            row_files | "FactWrittenRows" >> beam.Map(lambda path: ("file", path)),
-            dead_letter_files | "FactWrittenDeadLetters" >> beam.Map(lambda path: ("file", path)),
+            (*row_files, dead_letter_files)
+            | "FlattenWrittenFiles" >> beam.Flatten()
+            | "FactWrittenFile" >> beam.Map(lambda path: ("file", path)),
             pcolls["rows"]
-            | "ClusterOfRow" >> beam.Map(lambda row: row.cluster_id)
+            | "ClusterOfRow" >> beam.Map(lambda row: (row.modality, row.cluster_id))
             | "CountRowsPerCluster" >> beam.combiners.Count.PerElement()
             | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair)),
             pcolls["dead_letters"]
@@ -107,15 +113,17 @@ class WriteEmbeddings(beam.PTransform):
             | "KeyForCommit" >> beam.Map(lambda fact: (None, fact))
             | "GatherFacts" >> beam.GroupByKey()
             | "CommitRun"
-            >> beam.ParDo(_CommitRun(self._output_dir, staging, self._model, self._run))
+            >> beam.ParDo(_CommitRun(self._output_dir, staging, self._models, self._run))
         )
 
 
 class _CommitRun(beam.DoFn):
-    def __init__(self, output_dir: str, staging: str, model: OutputModel, run: RunInfo) -> None:
+    def __init__(
+        self, output_dir: str, staging: str, models: Sequence[OutputModel], run: RunInfo
+    ) -> None:
         self._output_dir = output_dir
         self._staging = staging
-        self._model = model
+        self._models = models
         self._run = run
 
     def process(self, keyed_facts: tuple[None, Iterable[tuple[str, Any]]]) -> Iterable[str]:
@@ -124,7 +132,8 @@ class _CommitRun(beam.DoFn):
             if kind == "file":
                 staged.append(value)
             elif kind == "cluster_size":
-                cluster_sizes[int(value[0])] = int(value[1])
+                (modality, cluster_id), size = value
+                cluster_sizes[modality, int(cluster_id)] = int(size)
             else:
                 counts[kind] = int(value)
         rows = sum(cluster_sizes.values())
@@ -135,16 +144,29 @@ class _CommitRun(beam.DoFn):
             )
         self._remove_previous_table()
         committed = move_files(sorted(staged), self._staging, self._output_dir)
-        self._write_centroids(cluster_sizes)
+        models = {}
+        for model in self._models:
+            centroids = model.load_centroids()
+            sizes = np.array(
+                [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
+            )
+            path = posixpath.join(
+                self._output_dir, "centroids", f"modality={model.modality}", "centroids.parquet"
+            )
+            write_centroids(path, centroids, sizes)
+            committed.append(path)
+            models[model.modality] = {
+                "model_version": model.model_version,
+                "embedding_dim": model.embedding_dim,
+                "clusters": len(centroids),
+                "rows": int(sizes.sum()),
+            }
         manifest = {
             "run_id": self._run.run_id,
             "inputs_seen": counts["inputs_seen"],
             "rows_written": rows,
             "dead_letters": counts["dead_letters"],
-            "rows_by_modality": {self._model.modality: rows},
-            "model_version": self._model.model_version,
-            "embedding_dim": self._model.embedding_dim,
-            "clusters": len(self._model.load_centroids()),
+            "models": models,
             "options": dict(self._run.options),
             "wall_time_s": round(time.time() - self._run.started_at, 2),
             "files": [posixpath.relpath(path, self._output_dir) for path in committed],
@@ -162,15 +184,10 @@ class _CommitRun(beam.DoFn):
 
     def _remove_previous_table(self) -> None:
         """A table from an earlier run (or the debris of a failed commit) goes first, marker first."""
-        for name in (SUCCESS, MANIFEST, CENTROIDS, *TABLE_DIRS):
+        for name in (SUCCESS, MANIFEST, *TABLE_DIRS):
             path = posixpath.join(self._output_dir, name)
             if FileSystems.exists(path):
                 FileSystems.delete([path])
-
-    def _write_centroids(self, cluster_sizes: Mapping[int, int]) -> None:
-        centroids = self._model.load_centroids()
-        sizes = np.array([cluster_sizes.get(i, 0) for i in range(len(centroids))], dtype=np.int64)
-        write_centroids(posixpath.join(self._output_dir, CENTROIDS), centroids, sizes)
 
     def _write(self, name: str, data: bytes) -> None:
         with FileSystems.create(posixpath.join(self._output_dir, name)) as handle:
