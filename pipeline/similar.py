@@ -150,7 +150,7 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
         )
     with open(path, "rb") as handle:
         try:
-            features = make_featurizer(info.modality, info.featurizer)(handle.read())
+            features = make_featurizer(info.modality, info.featurizer, model_dir)(handle.read())
         except InvalidInput as error:
             raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
     import tensorflow as tf

@@ -6,7 +6,9 @@
     embeddings, export the model directory (see pipeline/model_dir.py).
 
 TFT learns the label vocabulary here (the softmax index of each label travels
-in the model as `transform_fn/` and the labels list of model.json).
+in the model as `transform_fn/` and the labels list of model.json), and for a
+vocabulary modality (text) also the token vocabulary (top-k, OOV buckets) and
+tf-idf weights, which the embed job re-applies from `transform_fn/`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import posixpath
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
@@ -45,17 +48,23 @@ from transforms.modalities import MODALITIES, vocabulary_size
 from transforms.read_inputs import ReadInputs
 from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, id_for_uri
 from transforms.sparse import InvalidInput, SparseRows
+from transforms.vocabulary import TOKENS, TokenFeatures
 from transforms.write_dead_letters import WriteDeadLetters
 
 _LOG = logging.getLogger(__name__)
 
 LABEL_VOCABULARY = "labels"
-RAW_FEATURE_SPEC = {
+TOKEN_VOCABULARY = "tokens"
+_KEY_SPEC = {
     "id": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.string),
+}
+RAW_FEATURE_SPEC = {  # modalities whose featurizer yields ids and weights
+    **_KEY_SPEC,
     "ids": tf.io.VarLenFeature(tf.int64),
     "weights": tf.io.VarLenFeature(tf.float32),
 }
+RAW_TOKEN_SPEC = {**_KEY_SPEC, TOKENS: tf.io.VarLenFeature(tf.string)}  # vocabulary modalities
 TRANSFORMED_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -75,15 +84,37 @@ def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
         "id": inputs["id"],
         "ids": inputs["ids"],
         "weights": inputs["weights"],
-        "label_id": tft.compute_and_apply_vocabulary(
-            inputs["label"], vocab_filename=LABEL_VOCABULARY
-        ),
+        "label_id": _label_id(inputs["label"]),
     }
+
+
+def token_preprocessing_fn(top_k: int, oov_buckets: int) -> Callable[[dict], dict]:
+    """Tokens -> ids in a top-k TFT vocabulary (plus OOV buckets), weighted by tf-idf."""
+
+    def preprocess(inputs: dict[str, Any]) -> dict[str, Any]:
+        token_ids = tft.compute_and_apply_vocabulary(
+            inputs[TOKENS], top_k=top_k, num_oov_buckets=oov_buckets,
+            vocab_filename=TOKEN_VOCABULARY,
+        )  # fmt: skip
+        ids, weights = tft.tfidf(token_ids, top_k + oov_buckets)
+        return {
+            "id": inputs["id"],
+            "ids": ids,
+            "weights": weights,
+            "label_id": _label_id(inputs["label"]),
+        }
+
+    return preprocess
+
+
+def _label_id(label: tf.Tensor) -> tf.Tensor:
+    return tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCABULARY)
 
 
 def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
     """The featurizer flags of the trained modality, as model.json records them."""
-    return {name: getattr(options, name) for name in MODALITIES[options.modality].settings}
+    modality = MODALITIES[options.modality]
+    return {name: getattr(options, name) for name in modality.recorded_settings}
 
 
 def build_train_pipeline(
@@ -110,12 +141,15 @@ def build_train_pipeline(
         labelled = featurized | "RequireLabel" >> beam.ParDo(_RequireLabel()).with_outputs(
             DEAD_LETTER_TAG, main="labelled"
         )
+        if MODALITIES[options.modality].uses_vocabulary:
+            spec = RAW_TOKEN_SPEC
+            preprocess = token_preprocessing_fn(options.top_k, options.oov_buckets)
+        else:
+            spec, preprocess = RAW_FEATURE_SPEC, preprocessing_fn
         (transformed, _), transform_fn = (
             labelled.labelled,
-            dataset_metadata.DatasetMetadata(
-                schema_utils.schema_from_feature_spec(RAW_FEATURE_SPEC)
-            ),
-        ) | "AnalyzeAndTransform[Train]" >> tft_beam.AnalyzeAndTransformDataset(preprocessing_fn)
+            dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+        ) | "AnalyzeAndTransform[Train]" >> tft_beam.AnalyzeAndTransformDataset(preprocess)
         _ = transformed | "WriteTransformedRows" >> beam.io.WriteToParquet(
             posixpath.join(work_dir, TRANSFORMED_PREFIX),
             TRANSFORMED_SCHEMA,
@@ -139,12 +173,11 @@ class _RequireLabel(beam.DoFn):
             error = InvalidInput("missing_label", "training inputs need a label")
             yield tagged_dead_letter("train", item.ref.uri, error)
             return
-        yield {
-            "id": item.ref.id.encode("utf-8"),
-            "label": item.ref.label.encode("utf-8"),
-            "ids": item.features.ids,
-            "weights": item.features.weights,
-        }
+        keys = {"id": item.ref.id.encode("utf-8"), "label": item.ref.label.encode("utf-8")}
+        if isinstance(item.features, TokenFeatures):
+            yield {**keys, TOKENS: [token.encode("utf-8") for token in item.features.tokens]}
+        else:
+            yield {**keys, "ids": item.features.ids, "weights": item.features.weights}
 
 
 def auto_embedding_dim(num_feature_ids: int) -> int:

@@ -21,30 +21,42 @@ class Featurize(beam.PTransform):
 
     `settings_by_modality` holds each modality's featurizer settings as the
     model recorded them (grid, threshold, ...), so embedding applies exactly the
-    training-time featurization.
+    training-time featurization. A vocabulary modality (text) yields tokens,
+    unless `vocabulary_dirs` names its model: then the model's TFT vocabulary
+    turns them into sparse features.
     """
 
-    def __init__(self, settings_by_modality: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        settings_by_modality: Mapping[str, Mapping[str, Any]],
+        vocabulary_dirs: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self._settings_by_modality = {m: dict(s) for m, s in settings_by_modality.items()}
+        self._vocabulary_dirs = dict(vocabulary_dirs or {})
 
     def expand(self, raw_inputs: beam.PCollection[RawInput]):
         results = raw_inputs | "ExtractSparseFeatures" >> beam.ParDo(
-            _FeaturizeFn(self._settings_by_modality)
+            _FeaturizeFn(self._settings_by_modality, self._vocabulary_dirs)
         ).with_outputs(DEAD_LETTER_TAG, main="featurized")
         return results.featurized, results[DEAD_LETTER_TAG]
 
 
 class _FeaturizeFn(beam.DoFn):
-    def __init__(self, settings_by_modality: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(
+        self,
+        settings_by_modality: Mapping[str, Mapping[str, Any]],
+        vocabulary_dirs: Mapping[str, str],
+    ) -> None:
         self._settings_by_modality = settings_by_modality
+        self._vocabulary_dirs = vocabulary_dirs
         self._featurized = Metrics.counter("embedbeam", "inputs_featurized")
         self._nnz = Metrics.distribution("embedbeam", "nnz")
         self._featurizers: dict[str, Featurizer] = {}
 
     def setup(self) -> None:
         self._featurizers = {
-            modality: make_featurizer(modality, settings)
+            modality: make_featurizer(modality, settings, self._vocabulary_dirs.get(modality))
             for modality, settings in self._settings_by_modality.items()
         }
 

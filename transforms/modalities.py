@@ -16,8 +16,15 @@ from typing import Any
 from transforms.sparse import SparseFeatures
 from transforms.sparse.audio import audio_vocabulary_size, featurize_audio
 from transforms.sparse.image import featurize_image, image_vocabulary_size
+from transforms.sparse.text import tokenize
+from transforms.vocabulary import TokenFeatures, VocabularyTransform
 
-Featurizer = Callable[[bytes], SparseFeatures]
+Featurizer = Callable[[bytes], SparseFeatures | TokenFeatures]
+
+
+def _tokenize_text(data: bytes, bigrams: bool) -> TokenFeatures:
+    return TokenFeatures(tokenize(data, bigrams=bigrams))
+
 
 EXTENSIONS: Mapping[str, tuple[str, ...]] = {
     "image": ("png", "jpg", "jpeg", "gif", "bmp", "webp", "pgm"),
@@ -35,6 +42,18 @@ class Modality:
     # A prefix of an oversize file still featurizes (audio is capped in time anyway),
     # so it is read up to the size limit instead of becoming a dead letter.
     reads_prefix: bool = False
+    # Settings of TFT's vocabulary; a modality with some yields tokens, which the
+    # vocabulary learned at training (part of the model) turns into ids.
+    vocabulary_settings: tuple[str, ...] = ()
+
+    @property
+    def uses_vocabulary(self) -> bool:
+        return bool(self.vocabulary_settings)
+
+    @property
+    def recorded_settings(self) -> tuple[str, ...]:
+        """Everything model.json keeps so embedding featurizes exactly as training did."""
+        return self.settings + self.vocabulary_settings
 
 
 MODALITIES: Mapping[str, Modality] = {
@@ -49,6 +68,12 @@ MODALITIES: Mapping[str, Modality] = {
         lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
         reads_prefix=True,
     ),
+    "text": Modality(
+        _tokenize_text,
+        ("bigrams",),
+        lambda settings: settings["top_k"] + settings["oov_buckets"],
+        vocabulary_settings=("top_k", "oov_buckets"),
+    ),
 }
 SUPPORTED = tuple(MODALITIES)
 
@@ -59,10 +84,23 @@ def modality_for_uri(uri: str) -> str | None:
     return _MODALITY_BY_EXTENSION.get(extension)
 
 
-def make_featurizer(modality: str, settings: Mapping[str, Any]) -> Featurizer:
-    """The featurizer of `modality`, configured exactly as at training time."""
+def make_featurizer(
+    modality: str, settings: Mapping[str, Any], vocabulary_dir: str | None = None
+) -> Featurizer:
+    """The featurizer of `modality`, configured exactly as at training time.
+
+    For a vocabulary modality it yields TokenFeatures, unless `vocabulary_dir`
+    (a model directory) is given: then the model's TFT graph turns the tokens
+    into SparseFeatures, as at embedding time.
+    """
     spec = _spec(modality)
-    return functools.partial(spec.featurize, **{name: settings[name] for name in spec.settings})
+    featurize = functools.partial(
+        spec.featurize, **{name: settings[name] for name in spec.settings}
+    )
+    if spec.uses_vocabulary and vocabulary_dir is not None:
+        transform = VocabularyTransform(vocabulary_dir)
+        return lambda data: transform(featurize(data))
+    return featurize
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:
