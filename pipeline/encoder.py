@@ -45,6 +45,9 @@ class TrainingConfig:
     lookup_units: int = 256
     hidden_units: int = 128
     seed: int = 0
+    # Stop when validation loss has not improved for this many epochs, and keep
+    # the best epoch's weights (text overfits within a few epochs, digits do not).
+    patience: int = 2
 
 
 class _Dense(tf.Module):
@@ -112,8 +115,13 @@ def fit_encoder(
     dim: int,
     num_labels: int,
     config: TrainingConfig,
+    validation: tuple[SparseRows, np.ndarray] | None = None,
 ) -> SparseEncoder:
-    """Trains a SparseEncoder with Adam on softmax cross-entropy, deterministically."""
+    """Trains a SparseEncoder with Adam on softmax cross-entropy, deterministically.
+
+    With `validation` rows, training stops early when their loss stops
+    improving, and the weights of the best epoch are kept.
+    """
     keras.utils.set_random_seed(config.seed)
     tf.config.experimental.enable_op_determinism()
     encoder = SparseEncoder(vocabulary_size, dim, num_labels, config)
@@ -131,7 +139,8 @@ def fit_encoder(
         return loss
 
     shuffler = np.random.default_rng(config.seed)
-    for epoch in range(config.epochs):
+    best_loss, best_weights, best_epoch = np.inf, None, 0
+    for epoch in range(1, config.epochs + 1):
         order = shuffler.permutation(rows.num_rows)
         losses = []
         for start in range(0, order.size, config.batch_size):
@@ -142,8 +151,35 @@ def fit_encoder(
                     train_step(batch.ids, batch.weights, batch.row_splits, label_ids[batch_index])
                 )
             )
-        _LOG.info("epoch %d/%d: loss %.4f", epoch + 1, config.epochs, float(np.mean(losses)))
+        if validation is None:
+            _LOG.info("epoch %d/%d: loss %.4f", epoch, config.epochs, float(np.mean(losses)))
+            continue
+        validation_loss = _mean_loss(encoder, *validation)
+        _LOG.info(
+            "epoch %d/%d: loss %.4f, validation loss %.4f",
+            epoch, config.epochs, float(np.mean(losses)), validation_loss,
+        )  # fmt: skip
+        if validation_loss < best_loss:
+            best_loss, best_epoch = validation_loss, epoch
+            best_weights = [variable.numpy() for variable in encoder.trainable_variables]
+        elif epoch - best_epoch >= config.patience:
+            break
+    if best_weights is not None and best_epoch != epoch:
+        _LOG.info("keeping the weights of epoch %d (lowest validation loss)", best_epoch)
+        for variable, value in zip(encoder.trainable_variables, best_weights, strict=True):
+            variable.assign(value)
     return encoder
+
+
+def _mean_loss(encoder: SparseEncoder, rows: SparseRows, label_ids: np.ndarray) -> float:
+    logits = encoder.logits(
+        tf.constant(rows.ids), tf.constant(rows.weights), tf.constant(rows.row_splits)
+    )
+    return float(
+        tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label_ids, logits=logits)
+        )
+    )
 
 
 def embed_rows(signature, rows: SparseRows, batch_size: int = 4096) -> np.ndarray:

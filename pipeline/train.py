@@ -267,8 +267,13 @@ def _fit_and_export(
     held_out = np.array([is_validation(i) for i in table.column("id").to_pylist()])
     fit_index, validation_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
+    validation = (
+        (rows.take(validation_index), label_ids[validation_index])
+        if validation_index.size
+        else None
+    )
     encoder = encoder_lib.fit_encoder(
-        rows.take(fit_index), label_ids[fit_index], num_ids, dim, len(labels), config
+        rows.take(fit_index), label_ids[fit_index], num_ids, dim, len(labels), config, validation
     )
 
     embeddings = encoder_lib.embed_rows(encoder.embed, rows)
@@ -296,7 +301,8 @@ def _fit_and_export(
         num_clusters=num_clusters,
         metrics=metrics,
         training={
-            "epochs": config.epochs,
+            "max_epochs": config.epochs,
+            "early_stopping_patience": config.patience,
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "lookup_units": config.lookup_units,

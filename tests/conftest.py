@@ -95,3 +95,13 @@ def spoken_digit_folders(tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def spoken_seven(spoken_digit_folders) -> bytes:
     return sorted((spoken_digit_folders / "test" / "seven").glob("*.wav"))[0].read_bytes()
+
+
+@pytest.fixture(scope="session")
+def wordnet_folders(tmp_path_factory) -> pathlib.Path:
+    """WordNet glosses of ten noun supersenses: 100 training and 30 test documents each."""
+    from pipeline.wordnet_glosses import write_documents
+
+    root = tmp_path_factory.mktemp("wordnet")
+    write_documents(root, train_per_class=100, test_per_class=30, seed=0)
+    return root
