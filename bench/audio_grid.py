@@ -54,8 +54,8 @@ def main() -> None:
                 {
                     "grid": grid,
                     "voice_seed": seed,
-                    "knn5_accuracy": summary["knn5_accuracy"],
-                    "cluster_purity": summary["cluster_purity"],
+                    "knn5_accuracy": summary["audio"]["knn5_accuracy"],
+                    "cluster_purity": summary["audio"]["cluster_purity"],
                     "embed_items_per_s": summary["items_per_s"],
                 }
             )

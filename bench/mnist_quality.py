@@ -66,8 +66,8 @@ def main() -> None:
                 "embedding_dim": model_info["embedding_dim"],
                 "train_wall_s": round(train_s, 1),
                 "validation_accuracy": model_info["metrics"]["validation_accuracy"],
-                "test_knn5_accuracy_leave_one_out": summary["knn5_accuracy"],
-                "test_cluster_purity_k10": summary["cluster_purity"],
+                "test_knn5_accuracy_leave_one_out": summary["image"]["knn5_accuracy"],
+                "test_cluster_purity_k10": summary["image"]["cluster_purity"],
                 "embed_items_per_s": summary["items_per_s"],
             }
         )

@@ -24,7 +24,7 @@ def text_model(tmp_path_factory, wordnet_folders) -> pathlib.Path:
     model = tmp_path_factory.mktemp("text_model") / "model"
     status = cli.main(
         ["train", "--modality", "text", "--input", f"{wordnet_folders}/train/*/*.txt",
-         "--output", str(model), "--top-k", "5000"]
+         "--output", str(model)]
     )  # fmt: skip
     assert status == 0
     return model
@@ -44,8 +44,8 @@ def test_text_model_keeps_its_vocabulary_settings(text_model):
     info = read_model_info(str(text_model))
 
     assert info.modality == "text" and sorted(info.labels) == sorted(TEN_NOUN_CLASSES)
-    assert info.featurizer == {"bigrams": False, "top_k": 5000, "oov_buckets": 100}
-    assert info.vocabulary_size == 5100 and info.embedding_dim == 8  # round(5100 ** 0.25)
+    assert info.featurizer == {"bigrams": False, "top_k": 20000, "oov_buckets": 100}
+    assert info.vocabulary_size == 20100 and info.embedding_dim == 12  # round(20100 ** 0.25)
     assert (text_model / "transform_fn" / "assets" / "tokens").exists()
 
 
@@ -59,7 +59,9 @@ def test_held_out_glosses_land_near_their_supersense(text_model, wordnet_folders
     )  # fmt: skip
 
     assert len(test) == 300
-    assert accuracy >= 0.58  # measured 0.633 and 0.637 on 2026-11-25 (two temp paths)
+    # Measured 0.707 and 0.680 on 2026-11-25 (two temp paths; raw tf-idf cosine: 0.717 on
+    # this small split; on the 300-per-class split of bench/text_quality.md the embeddings win).
+    assert accuracy >= 0.62
 
 
 def test_bad_text_is_a_dead_letter_or_a_flagged_row(text_model, tmp_path):
