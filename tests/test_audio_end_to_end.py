@@ -53,7 +53,7 @@ def test_audio_model_records_its_grid(audio_model):
     info = read_model_info(str(audio_model))
 
     assert (info.modality, info.vocabulary_size, info.embedding_dim) == ("audio", 768, 5)
-    assert info.featurizer == {"mels": 32, "frames": 24, "threshold_db": -40.0, "max_seconds": 10.0}
+    assert info.featurizer == {"mels": 32, "frames": 24, "threshold_db": -60.0, "max_seconds": 10.0}
     assert sorted(info.labels) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     )
@@ -68,8 +68,8 @@ def test_unheard_voices_land_with_their_word(audio_run):
     labels = np.asarray(table.column("label").to_pylist())
 
     assert len(table) == 100
-    # Measured 2026-11-25, espeak-ng 1.51, three temp paths (the id hash moves the
-    # validation split): 5-NN 0.96-0.99, purity 0.90-0.97.
+    # Measured 2026-11-25, espeak-ng 1.51, two temp paths (the id hash moves the
+    # validation split): 5-NN 0.98 and 0.96, purity 0.99 and 0.98.
     assert leave_one_out_knn_accuracy(embeddings, labels) >= 0.90
     assert cluster_purity(table.column("cluster_id").to_numpy(), labels) >= 0.80
 

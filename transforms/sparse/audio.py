@@ -21,7 +21,7 @@ from transforms.sparse.features import InvalidInput, SparseFeatures
 SAMPLE_RATE = 16_000
 DEFAULT_MELS = 32
 DEFAULT_FRAMES = 24
-DEFAULT_THRESHOLD_DB = -40.0
+DEFAULT_THRESHOLD_DB = -60.0
 DEFAULT_MAX_SECONDS = 10.0
 _SILENCE_TOP_DB = 30.0
 _MIN_PEAK = 1e-4
