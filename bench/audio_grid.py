@@ -13,15 +13,14 @@ Writes bench/results/audio_grid.json; bench/audio_grid.md quotes it.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import time
 
+from bench import record
 from pipeline import cli
 from pipeline.spoken_digits import voices, write_spoken_digits
 from pipeline.summary import summarize
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "audio_grid.json"
 GRIDS = {
     "32 mels x 24 slices, -40 dB": ["--mels", "32", "--frames", "24", "--threshold-db", "-40"],
     "64 mels x 48 slices, -40 dB": ["--mels", "64", "--frames", "48", "--threshold-db", "-40"],
@@ -59,9 +58,7 @@ def main() -> None:
                     "embed_items_per_s": summary["items_per_s"],
                 }
             )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    record("audio_grid", results)
 
 
 if __name__ == "__main__":

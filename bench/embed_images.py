@@ -29,7 +29,8 @@ import time
 
 import psutil
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "embed_images.json"
+from bench import record
+
 VARIANTS = {
     "plain loop": [],
     "embedbeam DirectRunner (in-process)": [],
@@ -198,9 +199,7 @@ def main() -> None:
         "variants": summary,
         "raw": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
+    record("embed_images", results)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,10 @@ import pathlib
 import platform
 import time
 
+from bench import record
 from pipeline import cli
 from pipeline.demo import materialize
 from pipeline.summary import summarize
-
-RESULTS = pathlib.Path(__file__).parent / "results" / "mnist_quality.json"
 
 
 def main() -> None:
@@ -71,9 +70,7 @@ def main() -> None:
                 "embed_items_per_s": summary["items_per_s"],
             }
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    record("mnist_quality", results)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ Writes bench/results/text_quality.json; bench/text_quality.md quotes it.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import time
 
@@ -26,13 +25,12 @@ import pyarrow.dataset as ds
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import KNeighborsClassifier
 
+from bench import record
 from pipeline import cli
 from pipeline.model_dir import read_model_info
 from pipeline.quality import knn_accuracy
 from pipeline.wordnet_glosses import write_documents
 from transforms.sparse.text import tokenize
-
-RESULTS = pathlib.Path(__file__).parent / "results" / "text_quality.json"
 
 
 def _embedded(model: pathlib.Path, pattern: str, out: pathlib.Path):
@@ -97,9 +95,7 @@ def main() -> None:
         "raw_tfidf_knn5_accuracy_cosine": round(baseline_accuracy, 4),
         "raw_tfidf_dimensions": len(vectorizer.vocabulary_),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    record("text_quality", results)
 
 
 if __name__ == "__main__":
