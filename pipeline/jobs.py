@@ -7,7 +7,7 @@ import posixpath
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import JobOptions, UserError
-from transforms.list_inputs import InputSource, manifest_columns, manifest_format
+from transforms.list_inputs import INLINE_COLUMNS, InputSource, manifest_columns, manifest_format
 
 
 def input_source(options: JobOptions) -> InputSource:
@@ -24,9 +24,10 @@ def input_source(options: JobOptions) -> InputSource:
             columns = manifest_columns(options.manifest)
         except ValueError as error:
             raise UserError(f"cannot read manifest {options.manifest}: {error}") from error
-        if "uri" not in columns:
+        if not {"uri", *INLINE_COLUMNS} & set(columns):
             raise UserError(
-                f"manifest {options.manifest} has no `uri` column (columns: {', '.join(columns) or 'none'})"
+                f"manifest {options.manifest} has no `uri` column, nor inline `text` or `ids` "
+                f"(columns: {', '.join(columns) or 'none'})"
             )
         return InputSource(manifest=options.manifest)
     raise UserError("say what to read: --input 'GLOB' or --manifest FILE")

@@ -252,9 +252,15 @@ def _fit_and_export(
     if table.num_rows == 0:
         reasons = _dead_letter_reasons(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
         raise UserError(f"no training input could be used (dead letters by reason: {reasons})")
-    labels = tft.TFTransformOutput(model_dir).vocabulary_by_name(LABEL_VOCABULARY)
+    transform_output = tft.TFTransformOutput(model_dir)
+    labels = transform_output.vocabulary_by_name(LABEL_VOCABULARY)
     labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
-    num_ids = vocabulary_size(options.modality, featurizer_settings(options))
+    if MODALITIES[options.modality].uses_vocabulary:
+        # Ids are the learned vocabulary (at most top-k) followed by the OOV buckets.
+        vocabulary = transform_output.vocabulary_by_name(TOKEN_VOCABULARY)
+        num_ids = len(vocabulary) + options.oov_buckets
+    else:
+        num_ids = vocabulary_size(options.modality, featurizer_settings(options))
     dim = options.embedding_dim or auto_embedding_dim(num_ids)
     _LOG.info(
         "embedding width d=%d (%s; %d possible feature ids)",

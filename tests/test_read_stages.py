@@ -141,3 +141,29 @@ def test_stages_count_what_they_see_in_beam_metrics(image_folder):
     assert counters["inputs_seen"] == 3
     assert counters["inputs_read"] == 2 and counters["dead_letters_read"] == 1
     assert counters["inputs_featurized"] == 1 and counters["dead_letters_featurize"] == 1
+
+
+def test_manifest_rows_may_carry_their_text_or_ids_inline(tmp_path):
+    manifest = tmp_path / "inline.jsonl"
+    manifest.write_text(
+        json.dumps({"id": "doc1", "label": "food", "text": "a sweet red fruit"}) + "\n"
+        + json.dumps({"id": "pkg1", "label": "net", "ids": ["libc6", "perl"]}) + "\n"
+        + json.dumps({"id": "pkg2", "ids": []}) + "\n"
+    )  # fmt: skip
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+        raw, dead_letters = refs | ReadInputs()
+
+        assert_that(
+            raw
+            | beam.Map(lambda item: (item.ref.id, item.ref.modality, item.data, item.ref.inline)),
+            equal_to(
+                [
+                    ("doc1", "text", b"a sweet red fruit", None),
+                    ("pkg1", "ids", b"libc6\nperl", None),
+                    ("pkg2", "ids", b"", None),
+                ]
+            ),
+        )
+        assert_that(dead_letters, equal_to([]), label="no dead letters")

@@ -25,7 +25,9 @@ from transforms.modalities import modality_for_uri
 from transforms.records import InputRef, id_for_uri
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
-MANIFEST_COLUMNS = ("uri", "id", "label", "modality")
+MANIFEST_COLUMNS = ("uri", "id", "label", "modality", "text", "ids")
+# Columns that carry the input itself, so a row needs no `uri`.
+INLINE_COLUMNS = ("text", "ids")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,16 +78,36 @@ def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> 
 
 
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
-    """A manifest row as an InputRef; relative uris are relative to the manifest."""
+    """A manifest row as an InputRef; relative uris are relative to the manifest.
+
+    A row with inline `text` (a string) or `ids` (a list of strings) carries
+    its input: its modality is `text` or `ids` and its uri, when it has none,
+    is the manifest's with the row id as fragment.
+    """
     uri = _clean(row.get("uri")) or ""
     if uri and "://" not in uri and not posixpath.isabs(uri):
         uri = _absolute(posixpath.join(posixpath.dirname(manifest), uri))
+    inline, inline_modality = _inline_content(row)
+    row_id = _clean(row.get("id"))
+    if inline is not None and not uri:
+        uri = f"{_absolute(manifest)}#{row_id or id_for_uri(inline.decode('utf-8', 'replace'))}"
     return InputRef(
-        id=_clean(row.get("id")) or id_for_uri(uri),
+        id=row_id or id_for_uri(uri),
         uri=uri,
         label=_clean(row.get("label")),
-        modality=_clean(row.get("modality")) or modality_for_uri(uri),
+        modality=_clean(row.get("modality")) or inline_modality or modality_for_uri(uri),
+        inline=inline,
     )
+
+
+def _inline_content(row: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    if isinstance(row.get("text"), str):
+        return row["text"].encode("utf-8"), "text"
+    if isinstance(row.get("ids"), list | tuple):
+        return "\n".join(str(value) for value in row["ids"] if value is not None).encode(
+            "utf-8"
+        ), "ids"
+    return None, None
 
 
 def read_manifest_rows(path: str) -> Iterator[dict[str, Any]]:

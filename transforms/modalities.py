@@ -15,6 +15,7 @@ from typing import Any
 
 from transforms.sparse import SparseFeatures
 from transforms.sparse.audio import audio_vocabulary_size, featurize_audio
+from transforms.sparse.ids import id_tokens
 from transforms.sparse.image import featurize_image, image_vocabulary_size
 from transforms.sparse.text import tokenize
 from transforms.vocabulary import TokenFeatures, VocabularyTransform
@@ -24,6 +25,10 @@ Featurizer = Callable[[bytes], SparseFeatures | TokenFeatures]
 
 def _tokenize_text(data: bytes, bigrams: bool) -> TokenFeatures:
     return TokenFeatures(tokenize(data, bigrams=bigrams))
+
+
+def _id_tokens(data: bytes) -> TokenFeatures:
+    return TokenFeatures(id_tokens(data))
 
 
 EXTENSIONS: Mapping[str, tuple[str, ...]] = {
@@ -38,7 +43,8 @@ _MODALITY_BY_EXTENSION = {ext: modality for modality, exts in EXTENSIONS.items()
 class Modality:
     featurize: Callable[..., SparseFeatures]
     settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
-    vocabulary_size: Callable[[Mapping[str, Any]], int]  # of those settings
+    # Number of possible ids, from the settings; None where TFT's vocabulary decides it.
+    vocabulary_size: Callable[[Mapping[str, Any]], int] | None
     # A prefix of an oversize file still featurizes (audio is capped in time anyway),
     # so it is read up to the size limit instead of becoming a dead letter.
     reads_prefix: bool = False
@@ -69,11 +75,9 @@ MODALITIES: Mapping[str, Modality] = {
         reads_prefix=True,
     ),
     "text": Modality(
-        _tokenize_text,
-        ("bigrams",),
-        lambda settings: settings["top_k"] + settings["oov_buckets"],
-        vocabulary_settings=("top_k", "oov_buckets"),
+        _tokenize_text, ("bigrams",), None, vocabulary_settings=("top_k", "oov_buckets")
     ),
+    "ids": Modality(_id_tokens, (), None, vocabulary_settings=("top_k", "oov_buckets")),
 }
 SUPPORTED = tuple(MODALITIES)
 
@@ -104,8 +108,11 @@ def make_featurizer(
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:
-    """Number of possible feature ids: the size of the encoder's embedding table."""
-    return _spec(modality).vocabulary_size(settings)
+    """Number of possible feature ids of a grid modality (image, audio)."""
+    size = _spec(modality).vocabulary_size
+    if size is None:
+        raise ValueError(f"the TFT vocabulary learned in training sizes {modality!r} ids")
+    return size(settings)
 
 
 def _spec(modality: str) -> Modality:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -46,7 +47,7 @@ class _ReadBytes(beam.DoFn):
             yield tagged_dead_letter(STAGE, ref.uri, error)
             return
         self._inputs_read.inc()
-        yield RawInput(ref=ref, data=data)
+        yield RawInput(ref=dataclasses.replace(ref, inline=None), data=data)
 
 
 def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
@@ -55,6 +56,10 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
     An oversize file becomes a dead letter, unless its modality featurizes
     from a prefix (audio, capped in time): then the first `max_bytes` are used.
     """
+    if ref.inline is not None:
+        if len(ref.inline) > max_bytes:
+            raise InvalidInput("file_too_large", f"inline content over {max_bytes} bytes")
+        return ref.inline
     if not ref.uri:
         raise InvalidInput("missing_uri", "the manifest row has no uri")
     if ref.modality is None:

@@ -18,12 +18,17 @@ DEAD_LETTER_TAG = "dead_letter"
 
 @dataclasses.dataclass(frozen=True)
 class InputRef:
-    """Where one input comes from and what is known about it before reading it."""
+    """Where one input comes from and what is known about it before reading it.
+
+    `inline` holds content a manifest row carries itself (text, an id list);
+    reading hands it on and drops it from the ref.
+    """
 
     id: str
     uri: str
     label: str | None
     modality: str | None
+    inline: bytes | None = None
 
 
 @dataclasses.dataclass(frozen=True)
