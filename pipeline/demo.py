@@ -8,6 +8,9 @@
   embed the 12 voices never heard in training.
 - text: WordNet glosses of ten noun supersenses (Debian wordnet-base); train on
   300 per class, embed 100 others per class.
+- ids: this machine's Debian package index (apt-cache dumpavail), ten largest
+  sections; a package is the list of packages it depends on; train on 80%,
+  embed the other 20%.
 
 Each embed prints where its table is with a short summary (rows, dead
 letters, clusters, 5-NN accuracy, wall time, items/s).
@@ -20,7 +23,10 @@ import pathlib
 import sys
 import time
 
+import numpy as np
+
 from pipeline import cli
+from pipeline.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 from pipeline.digits import mnist_split, write_image_folder
 from pipeline.spoken_digits import voices, write_spoken_digits
 from pipeline.wordnet_glosses import write_documents
@@ -67,7 +73,25 @@ def main(argv: list[str] | None = None) -> int:
         status = train_and_embed(
             args.workdir, "text", f"{glosses}/train/*/*.txt", f"{glosses}/test/*/*.txt"
         )
+    if status == 0:
+        train_manifest, test_manifest = materialize_packages(args.workdir / "debian_packages")
+        status = train_and_embed(args.workdir, "ids", train_manifest, test_manifest, "--manifest")
     return status
+
+
+def materialize_packages(root: pathlib.Path) -> tuple[str, str]:
+    """Parquet manifests of 80% / 20% of the packages of the ten largest sections."""
+    train, test = root / "train.parquet", root / "test.parquet"
+    if not (root / _DONE).exists():
+        root.mkdir(parents=True, exist_ok=True)
+        packages = top_sections(list(parse_packages(dumpavail())), 10)
+        order = np.random.default_rng(0).permutation(len(packages))
+        cut = int(0.8 * len(order))
+        write_manifest(str(train), [packages[i] for i in order[:cut]])
+        write_manifest(str(test), [packages[i] for i in order[cut:]])
+        (root / _DONE).touch()
+        print(f"wrote {len(packages)} Debian packages as id-list manifests into {root}")
+    return str(train), str(test)
 
 
 def materialize_glosses(root: pathlib.Path) -> pathlib.Path:
@@ -95,17 +119,20 @@ def materialize_spoken_digits(root: pathlib.Path) -> pathlib.Path:
     return root
 
 
-def train_and_embed(workdir: pathlib.Path, modality: str, train_glob: str, test_glob: str) -> int:
+def train_and_embed(
+    workdir: pathlib.Path, modality: str, train_inputs: str, test_inputs: str, flag: str = "--input"
+) -> int:
+    """Trains on `train_inputs`, embeds `test_inputs` (globs, or manifests with --manifest)."""
     model_dir, output_dir = workdir / "models" / modality, workdir / "out" / modality
-    print(f"== {modality}: train on {train_glob}, embed {test_glob}")
+    print(f"== {modality}: train on {train_inputs}, embed {test_inputs}")
     status = cli.main(
-        ["train", "--modality", modality, "--input", train_glob, "--output", str(model_dir),
+        ["train", "--modality", modality, flag, train_inputs, "--output", str(model_dir),
          "--overwrite"]
     )  # fmt: skip
     if status != 0:
         return status
     return cli.main(
-        ["embed", "--model", str(model_dir), "--input", test_glob, "--output", str(output_dir),
+        ["embed", "--model", str(model_dir), flag, test_inputs, "--output", str(output_dir),
          "--overwrite"]
     )  # fmt: skip
 
