@@ -1,5 +1,8 @@
 """Embedding 10,000 MNIST PNGs: embedbeam on DirectRunner next to a plain Python loop.
 
+With --with-model DIR --files GLOB --name NAME, the same comparison for any
+file modality (audio, text) and its trained model.
+
 Both do the same work on the same files with the same model: read each PNG,
 featurize it (transforms/sparse/image.py), run the SavedModel's `embed`
 signature in batches, assign the nearest centroid, write Parquet. Each run is
@@ -152,6 +155,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit", type=int, default=10_000, help="How many test digits.")
+    parser.add_argument(
+        "--with-model", help="Another modality: a trained model directory (with --files, --name)."
+    )
+    parser.add_argument("--files", help="Glob of that modality's input files.")
+    parser.add_argument("--name", default="embed_images", help="Results file: results/NAME.json.")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--output", help=argparse.SUPPRESS)
@@ -161,16 +169,10 @@ def main() -> None:
         print(json.dumps(run_variant(args.variant, args.model, args.input, args.output)))
         return
 
-    from pipeline.demo import materialize
-
-    model = args.workdir / "model-dauto"
-    if not (model / "model.json").exists():
-        from pipeline import cli
-
-        train_dir = materialize(args.workdir / "digits", "train", None)
-        assert 0 == cli.main(["train", "--input", f"{train_dir}/*/*.png", "--output", str(model)])
-    test_dir = materialize(args.workdir / f"digits-{args.limit}", "test", args.limit)
-    pattern = f"{test_dir}/*/*.png"
+    if args.with_model:
+        model, pattern = pathlib.Path(args.with_model), args.files
+    else:
+        model, pattern = _mnist_model_and_files(args.workdir, args.limit)
     runs: dict[str, list[dict]] = {variant: [] for variant in VARIANTS}
     for repeat in range(args.repeats):
         for variant in VARIANTS:  # interleaved, so machine noise hits every variant alike
@@ -199,7 +201,20 @@ def main() -> None:
         "variants": summary,
         "raw": runs,
     }
-    record("embed_images", results)
+    record(args.name, results)
+
+
+def _mnist_model_and_files(workdir: pathlib.Path, limit: int) -> tuple[pathlib.Path, str]:
+    """A full-MNIST model (trained once) and a glob of `limit` test-split PNGs."""
+    from pipeline import cli
+    from pipeline.demo import materialize
+
+    model = workdir / "model-dauto"
+    if not (model / "model.json").exists():
+        train_dir = materialize(workdir / "digits", "train", None)
+        assert 0 == cli.main(["train", "--input", f"{train_dir}/*/*.png", "--output", str(model)])
+    test_dir = materialize(workdir / f"digits-{limit}", "test", limit)
+    return model, f"{test_dir}/*/*.png"
 
 
 if __name__ == "__main__":

@@ -15,7 +15,11 @@ def input_source(options: JobOptions) -> InputSource:
     if options.input:
         if not FileSystems.match([options.input])[0].metadata_list:
             raise UserError(f"--input {options.input!r} matches no files")
-        return InputSource(pattern=options.input, labels_from_folder=options.label_from == "folder")
+        return InputSource(
+            pattern=options.input,
+            labels_from_folder=options.label_from == "folder",
+            text_field=options.text_field,
+        )
     if options.manifest:
         if not FileSystems.exists(options.manifest):
             raise UserError(f"--manifest {options.manifest} does not exist")

@@ -82,6 +82,11 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
         help="With --input: take each file's label from its parent folder name, or have none.",
     )
     parser.add_argument(
+        "--text-field",
+        default="text",
+        help="With --input: the field of each .jsonl line that holds its text document.",
+    )
+    parser.add_argument(
         "--max-input-bytes",
         type=_positive_int,
         default=DEFAULT_MAX_BYTES,

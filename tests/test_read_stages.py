@@ -167,3 +167,30 @@ def test_manifest_rows_may_carry_their_text_or_ids_inline(tmp_path):
             ),
         )
         assert_that(dead_letters, equal_to([]), label="no dead letters")
+
+
+def test_each_jsonl_line_is_an_input_and_bad_lines_are_dead_letters(tmp_path):
+    (tmp_path / "fruit").mkdir()
+    docs = tmp_path / "fruit" / "docs.jsonl"
+    docs.write_text(
+        json.dumps({"body": "a sweet red fruit"}) + "\n"
+        + json.dumps({"body": "yellow and curved", "label": "banana"}) + "\n\n"
+        + "{not json\n"
+        + json.dumps({"title": "no body"}) + "\n"
+    )  # fmt: skip
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(pattern=f"{tmp_path}/*/*.jsonl", text_field="body"))
+        raw, dead_letters = refs | ReadInputs()
+
+        assert_that(
+            raw
+            | beam.Map(lambda item: (item.ref.uri.rsplit("#", 1)[-1], item.ref.label, item.data)),
+            equal_to([("1", "fruit", b"a sweet red fruit"), ("2", "banana", b"yellow and curved")]),
+            label="lines",
+        )
+        assert_that(
+            dead_letters | beam.Map(lambda letter: (letter.uri.rsplit("#", 1)[-1], letter.error)),
+            equal_to([("4", "bad_jsonl_line"), ("5", "bad_jsonl_line")]),
+            label="bad lines",
+        )

@@ -7,6 +7,7 @@ before anything can fail: inputs seen = rows written + dead letters.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import posixpath
 from collections.abc import Iterator, Mapping
@@ -32,11 +33,16 @@ INLINE_COLUMNS = ("text", "ids")
 
 @dataclasses.dataclass(frozen=True)
 class InputSource:
-    """Either a file glob (labels from parent folder names) or a manifest file."""
+    """Either a file glob (labels from parent folder names) or a manifest file.
+
+    A .jsonl file matched by the glob holds one text document per line, in the
+    field `text_field`; each line is an input of its own.
+    """
 
     pattern: str | None = None
     manifest: str | None = None
     labels_from_folder: bool = True
+    text_field: str = "text"
 
     def __post_init__(self) -> None:
         if (self.pattern is None) == (self.manifest is None):
@@ -58,6 +64,7 @@ class ListInputs(beam.PTransform):
                 | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
                 | "RefFromFile"
                 >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
+                | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
             )
         else:
             refs = (
@@ -75,6 +82,43 @@ def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> 
     return InputRef(
         id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri)
     )
+
+
+def expand_jsonl(ref: InputRef, text_field: str) -> Iterator[InputRef]:
+    """A .jsonl file as one text input per line (`uri#<line>`); other files pass through.
+
+    A line that is not a JSON object with a string `text_field` is still an
+    input, carrying the reason it will be a dead letter; a `label` field
+    overrides the folder's label.
+    """
+    if not ref.uri.endswith(".jsonl"):
+        yield ref
+        return
+    try:
+        with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
+    except OSError as error:
+        yield dataclasses.replace(
+            ref, problem=("unreadable_file", f"{type(error).__name__}: {error}")
+        )
+        return
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        uri = f"{ref.uri}#{number}"
+        line_ref = InputRef(id=id_for_uri(uri), uri=uri, label=ref.label, modality="text")
+        try:
+            record = json.loads(line)
+            text = record[text_field]
+            if not isinstance(text, str):
+                raise TypeError(f"`{text_field}` is {type(text).__name__}, not a string")
+        except (ValueError, KeyError, TypeError) as error:
+            yield dataclasses.replace(
+                line_ref, problem=("bad_jsonl_line", f"{type(error).__name__}: {error}")
+            )
+            continue
+        label = _clean(record.get("label")) if isinstance(record, dict) else None
+        yield dataclasses.replace(line_ref, label=label or ref.label, inline=text.encode("utf-8"))
 
 
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:

@@ -56,6 +56,8 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
     An oversize file becomes a dead letter, unless its modality featurizes
     from a prefix (audio, capped in time): then the first `max_bytes` are used.
     """
+    if ref.problem is not None:
+        raise InvalidInput(*ref.problem)
     if ref.inline is not None:
         if len(ref.inline) > max_bytes:
             raise InvalidInput("file_too_large", f"inline content over {max_bytes} bytes")

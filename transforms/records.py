@@ -21,7 +21,9 @@ class InputRef:
     """Where one input comes from and what is known about it before reading it.
 
     `inline` holds content a manifest row carries itself (text, an id list);
-    reading hands it on and drops it from the ref.
+    reading hands it on and drops it from the ref. `problem` (reason, message)
+    marks an input that listing already knows is broken (a bad .jsonl line):
+    reading turns it into a dead letter.
     """
 
     id: str
@@ -29,6 +31,7 @@ class InputRef:
     label: str | None
     modality: str | None
     inline: bytes | None = None
+    problem: tuple[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
