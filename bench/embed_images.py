@@ -1,7 +1,7 @@
 """Embedding 10,000 MNIST PNGs: embedbeam on DirectRunner next to a plain Python loop.
 
-With --with-model DIR --files GLOB --name NAME, the same comparison for any
-file modality (audio, text) and its trained model.
+With --with-model DIR --files GLOB_OR_MANIFEST --name NAME, the same
+comparison for any modality (audio, text files; ids manifests) and its model.
 
 Both do the same work on the same files with the same model: read each PNG,
 featurize it (transforms/sparse/image.py), run the SavedModel's `embed`
@@ -45,10 +45,12 @@ VARIANTS = {
 LOOP_BATCH = 512
 
 
-def plain_loop(model_dir: str, pattern: str, output: str) -> int:
-    """What an engineer writes first: one process, one file after another."""
-    import glob
+def plain_loop(model_dir: str, source: str, output: str) -> int:
+    """What an engineer writes first: one process, one input after another.
 
+    It lists and reads inputs with embedbeam's own helpers, so a glob of files
+    and a manifest (inline ids or text) both work, exactly as in the pipeline.
+    """
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -57,7 +59,7 @@ def plain_loop(model_dir: str, pattern: str, output: str) -> int:
     from pipeline.model_dir import CENTROIDS, read_model_info
     from transforms.centroids import read_centroids
     from transforms.modalities import make_featurizer
-    from transforms.records import id_for_uri
+    from transforms.read_inputs import DEFAULT_MAX_BYTES, read_bounded
     from transforms.schemas import embeddings_schema
     from transforms.sparse import InvalidInput, SparseRows
 
@@ -67,20 +69,19 @@ def plain_loop(model_dir: str, pattern: str, output: str) -> int:
     centroids = read_centroids(os.path.join(model_dir, CENTROIDS))
     schema = embeddings_schema(info.embedding_dim)
     os.makedirs(output, exist_ok=True)
+    refs = _list_inputs(source)
     written = 0
     with pq.ParquetWriter(
         os.path.join(output, "part-0.parquet"), schema, compression="zstd"
     ) as writer:
-        paths = sorted(glob.glob(pattern))
-        for start in range(0, len(paths), LOOP_BATCH):
-            batch_paths, features = [], []
-            for path in paths[start : start + LOOP_BATCH]:
-                with open(path, "rb") as handle:
-                    try:
-                        features.append(featurize(handle.read()))
-                    except InvalidInput:
-                        continue
-                batch_paths.append(path)
+        for start in range(0, len(refs), LOOP_BATCH):
+            batch_refs, features = [], []
+            for ref in refs[start : start + LOOP_BATCH]:
+                try:
+                    features.append(featurize(read_bounded(ref, DEFAULT_MAX_BYTES)))
+                except InvalidInput:
+                    continue
+                batch_refs.append(ref)
             rows = SparseRows.stack(features)
             vectors = embed(ids=rows.ids, weights=rows.weights, row_splits=rows.row_splits)[
                 "embedding"
@@ -89,9 +90,9 @@ def plain_loop(model_dir: str, pattern: str, output: str) -> int:
             nearest = distances.argmin(axis=1)
             table = pa.table(
                 {
-                    "id": [id_for_uri(p) for p in batch_paths],
-                    "uri": batch_paths,
-                    "label": [os.path.basename(os.path.dirname(p)) for p in batch_paths],
+                    "id": [ref.id for ref in batch_refs],
+                    "uri": [ref.uri for ref in batch_refs],
+                    "label": [ref.label for ref in batch_refs],
                     "embedding": pa.FixedSizeListArray.from_arrays(
                         pa.array(vectors.ravel()), info.embedding_dim
                     ),
@@ -100,13 +101,38 @@ def plain_loop(model_dir: str, pattern: str, output: str) -> int:
                         distances[np.arange(len(nearest)), nearest], pa.float32()
                     ),
                     "nnz": pa.array([f.nnz for f in features], pa.int32()),
-                    "model_version": [info.model_version] * len(batch_paths),
+                    "model_version": [info.model_version] * len(batch_refs),
                 },
                 schema=schema,
             )
             writer.write_table(table)
-            written += len(batch_paths)
+            written += len(batch_refs)
     return written
+
+
+def _is_manifest(source: str) -> bool:
+    return source.endswith((".parquet", ".csv")) or (
+        source.endswith(".jsonl") and "*" not in source
+    )
+
+
+def _list_inputs(source: str) -> list:
+    """InputRefs of a glob or a manifest, as ListInputs makes them (no Beam)."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.list_inputs import (
+        read_manifest_rows,
+        ref_from_file_metadata,
+        ref_from_manifest_row,
+    )
+
+    if _is_manifest(source):
+        return [ref_from_manifest_row(row, source) for row in read_manifest_rows(source)]
+    matched = FileSystems.match([source])[0].metadata_list
+    return sorted(
+        (ref_from_file_metadata(metadata, labels_from_folder=True) for metadata in matched),
+        key=lambda ref: ref.uri,
+    )
 
 
 def run_variant(variant: str, model_dir: str, pattern: str, output: str) -> dict:
@@ -121,7 +147,8 @@ def run_variant(variant: str, model_dir: str, pattern: str, output: str) -> dict
     if variant == "plain loop":
         items = plain_loop(model_dir, pattern, output)
     else:
-        flags = ["--model", model_dir, "--input", pattern, "--output", output]
+        source_flag = "--manifest" if _is_manifest(pattern) else "--input"
+        flags = ["--model", model_dir, source_flag, pattern, "--output", output]
         embed(PipelineOptions(flags + VARIANTS[variant]))
         items = json.loads(pathlib.Path(output, "_manifest.json").read_text())["rows_written"]
     wall = time.perf_counter() - started_wall
@@ -158,7 +185,7 @@ def main() -> None:
     parser.add_argument(
         "--with-model", help="Another modality: a trained model directory (with --files, --name)."
     )
-    parser.add_argument("--files", help="Glob of that modality's input files.")
+    parser.add_argument("--files", help="Glob of that modality's input files, or a manifest.")
     parser.add_argument("--name", default="embed_images", help="Results file: results/NAME.json.")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)

@@ -103,3 +103,17 @@ def test_a_two_hour_recording_is_read_as_a_prefix_and_capped_not_loaded_whole(tm
 
     assert len(data) == 2_000_000
     assert featurize_audio(data, max_seconds=10).nnz > 0
+
+
+@pytest.mark.parametrize("audio_format", ["FLAC", "OGG", "MP3"])
+def test_flac_ogg_and_mp3_of_the_same_speech_give_nearly_the_same_cells(spoken_seven, audio_format):
+    import soundfile
+
+    samples, rate = soundfile.read(io.BytesIO(spoken_seven))
+    encoded = io.BytesIO()
+    soundfile.write(encoded, samples, rate, format=audio_format)
+    reference = set(featurize_audio(spoken_seven).ids)
+
+    cells = set(featurize_audio(encoded.getvalue()).ids)
+
+    assert len(cells & reference) / len(cells | reference) > 0.7
