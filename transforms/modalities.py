@@ -2,7 +2,8 @@
 
 Each supported modality names its featurizer, the settings that featurizer
 takes (recorded in model.json at training, so embedding reuses them exactly),
-and the size of its feature-id space.
+and the size of its feature-id space: fixed by the settings for grids (image,
+audio), learned by TFT as a vocabulary for tokens (text, ids).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ _MODALITY_BY_EXTENSION = {ext: modality for modality, exts in EXTENSIONS.items()
 
 @dataclasses.dataclass(frozen=True)
 class Modality:
-    featurize: Callable[..., SparseFeatures]
+    featurize: Callable[..., SparseFeatures | TokenFeatures]
     settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
     # Number of possible ids, from the settings; None where TFT's vocabulary decides it.
     vocabulary_size: Callable[[Mapping[str, Any]], int] | None
