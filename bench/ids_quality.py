@@ -27,9 +27,10 @@ from pipeline import cli
 from pipeline.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 from pipeline.model_dir import read_model_info
 from pipeline.quality import knn_accuracy
+from transforms.schemas import vectors
 
 
-def _embedded(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path, dim: int):
+def _embedded(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path):
     assert 0 == cli.main(
         [
             "embed",
@@ -43,8 +44,7 @@ def _embedded(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path, di
         ]
     )
     table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
-    vectors = table.column("embedding").combine_chunks().values.to_numpy().reshape(len(table), dim)
-    return vectors, np.asarray(table.column("label").to_pylist())
+    return vectors(table.column("embedding")), np.asarray(table.column("label").to_pylist())
 
 
 def main() -> None:
@@ -78,10 +78,8 @@ def main() -> None:
     assert 0 == cli.main([*train, "--top-k", "100000", "--overwrite"])
     train_s = time.time() - started
     info = read_model_info(str(model))
-    train_x, train_y = _embedded(
-        model, train_manifest, args.workdir / "ids-train", info.embedding_dim
-    )
-    test_x, test_y = _embedded(model, test_manifest, args.workdir / "ids-test", info.embedding_dim)
+    train_x, train_y = _embedded(model, train_manifest, args.workdir / "ids-train")
+    test_x, test_y = _embedded(model, test_manifest, args.workdir / "ids-test")
     majority_label, majority_count = collections.Counter(train_y).most_common(1)[0]
     record(
         "ids_quality",

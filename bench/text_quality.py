@@ -30,6 +30,7 @@ from pipeline import cli
 from pipeline.model_dir import read_model_info
 from pipeline.quality import knn_accuracy
 from pipeline.wordnet_glosses import write_documents
+from transforms.schemas import vectors
 from transforms.sparse.text import tokenize
 
 
@@ -38,9 +39,7 @@ def _embedded(model: pathlib.Path, pattern: str, out: pathlib.Path):
         ["embed", "--model", str(model), "--input", pattern, "--output", str(out), "--overwrite"]
     )
     table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
-    column = table.column("embedding").combine_chunks()
-    vectors = column.values.to_numpy().reshape(len(table), column.type.list_size)
-    return vectors, np.asarray(table.column("label").to_pylist())
+    return vectors(table.column("embedding")), np.asarray(table.column("label").to_pylist())
 
 
 def main() -> None:

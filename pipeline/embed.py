@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import posixpath
 import time
 import uuid
@@ -26,6 +25,7 @@ from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
 from transforms.featurize import Featurize
+from transforms.files import absolute
 from transforms.list_inputs import ListInputs
 from transforms.read_inputs import ReadInputs
 from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbeddings
@@ -64,7 +64,7 @@ def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
             raise UserError(f"--model {value}: that directory holds a model for {info.modality}")
         if info.modality in models:
             raise UserError(f"two models for modality {info.modality}: give one per modality")
-        models[info.modality] = ModelRef(_absolute(directory), info)
+        models[info.modality] = ModelRef(absolute(directory), info)
     return models
 
 
@@ -128,11 +128,6 @@ def build_embed_pipeline(
 
 def embed(options: PipelineOptions) -> None:
     build_embed_pipeline(options).run().wait_until_finish()
-
-
-def _absolute(path: str) -> str:
-    """Local paths made absolute, so the manifest still finds the model from elsewhere."""
-    return path if "://" in path else os.path.abspath(path)
 
 
 def _new_run_id() -> str:

@@ -20,6 +20,7 @@ from pipeline.encoder import embed_rows
 from pipeline.model_dir import read_model_info
 from pipeline.options import UserError
 from transforms.modalities import make_featurizer, modality_for_uri
+from transforms.schemas import vectors
 from transforms.sparse import InvalidInput, SparseRows
 from transforms.write_embeddings import MANIFEST, SUCCESS
 
@@ -65,13 +66,12 @@ def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
         columns=["id", "uri", "label", "embedding", "model_version"],
         filter=ds.field("modality") == chosen,
     )
-    column = table.column("embedding").combine_chunks()
     return EmbeddingTable(
         modality=chosen,
         ids=table.column("id").to_pylist(),
         uris=table.column("uri").to_pylist(),
         labels=table.column("label").to_pylist(),
-        embeddings=column.values.to_numpy().reshape(len(table), column.type.list_size),
+        embeddings=vectors(table.column("embedding")),
         model_version=table.column("model_version")[0].as_py() if len(table) else "",
     )
 

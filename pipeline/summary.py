@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
+from transforms.schemas import vectors
 from transforms.write_embeddings import MANIFEST, SUCCESS
 
 
@@ -47,10 +48,10 @@ def _quality(dataset: ds.Dataset, modality: str) -> dict[str, float]:
     if table.num_rows <= 5:
         return {}
     labels = np.asarray(table.column("label").to_pylist())
-    column = table.column("embedding").combine_chunks()
-    embeddings = column.values.to_numpy().reshape(table.num_rows, column.type.list_size)
     return {
-        "knn5_accuracy": round(leave_one_out_knn_accuracy(embeddings, labels), 4),
+        "knn5_accuracy": round(
+            leave_one_out_knn_accuracy(vectors(table.column("embedding")), labels), 4
+        ),
         "cluster_purity": round(cluster_purity(table.column("cluster_id").to_numpy(), labels), 4),
     }
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.schemas import centroids_schema
+from transforms.schemas import centroids_schema, vectors
 
 
 def write_centroids(path: str, centroids: np.ndarray, sizes: np.ndarray) -> None:
@@ -35,6 +35,4 @@ def read_centroids(path: str) -> np.ndarray:
     """Centroids as a float32 [k, d] array, row i being cluster i."""
     with FileSystems.open(path) as handle:
         table = pq.read_table(io.BytesIO(handle.read()))
-    table = table.sort_by("cluster_id")
-    column = table.column("centroid").combine_chunks()
-    return column.values.to_numpy().reshape(len(table), column.type.list_size).astype(np.float32)
+    return vectors(table.sort_by("cluster_id").column("centroid")).astype(np.float32)

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 from apache_beam.io.filesystems import FileSystems
+
+
+def absolute(path: str) -> str:
+    """Local paths made absolute (a uri, and the id hashed from it, must not depend on
+    the cwd); paths with a scheme (gs://, s3://) are left as they are."""
+    return path if "://" in path else os.path.abspath(path)
 
 
 def list_files(root: str) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -22,6 +21,7 @@ from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.files import absolute
 from transforms.modalities import modality_for_uri
 from transforms.records import InputRef, id_for_uri
 
@@ -77,7 +77,7 @@ class ListInputs(beam.PTransform):
 
 
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
-    uri = _absolute(metadata.path)
+    uri = absolute(metadata.path)
     label = posixpath.basename(posixpath.dirname(uri)) if labels_from_folder else None
     return InputRef(
         id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri)
@@ -130,11 +130,11 @@ def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
     """
     uri = _clean(row.get("uri")) or ""
     if uri and "://" not in uri and not posixpath.isabs(uri):
-        uri = _absolute(posixpath.join(posixpath.dirname(manifest), uri))
+        uri = absolute(posixpath.join(posixpath.dirname(manifest), uri))
     inline, inline_modality = _inline_content(row)
     row_id = _clean(row.get("id"))
     if inline is not None and not uri:
-        uri = f"{_absolute(manifest)}#{row_id or id_for_uri(inline.decode('utf-8', 'replace'))}"
+        uri = f"{absolute(manifest)}#{row_id or id_for_uri(inline.decode('utf-8', 'replace'))}"
     return InputRef(
         id=row_id or id_for_uri(uri),
         uri=uri,
@@ -187,11 +187,6 @@ def _manifest_batches(path: str, handle) -> Iterator[pa.RecordBatch]:
         yield from pyarrow.csv.open_csv(handle, convert_options=as_strings)
     else:
         yield from pyarrow.json.read_json(handle).to_batches()
-
-
-def _absolute(path: str) -> str:
-    """Local paths made absolute: a uri (and the id hashed from it) must not depend on the cwd."""
-    return path if "://" in path else os.path.abspath(path)
 
 
 def _clean(value: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 
@@ -40,3 +41,9 @@ DEAD_LETTER_SCHEMA = pa.schema(
         ("message", pa.string()),
     ]
 )
+
+
+def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A fixed-size-list column (embeddings, centroids) as a [rows, width] array."""
+    column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return column.values.to_numpy().reshape(len(column), column.type.list_size)
