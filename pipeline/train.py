@@ -14,6 +14,7 @@ tf-idf weights, which the embed job re-applies from `transform_fn/`.
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import posixpath
@@ -46,7 +47,7 @@ from transforms.files import list_files, move_files
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import MODALITIES, vocabulary_size
 from transforms.read_inputs import ReadInputs
-from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, id_for_uri
+from transforms.records import DEAD_LETTER_TAG, FeaturizedInput
 from transforms.sparse import InvalidInput, SparseRows
 from transforms.vocabulary import TOKENS, TokenFeatures
 from transforms.write_dead_letters import WriteDeadLetters
@@ -196,8 +197,25 @@ def read_transformed(work_dir: str) -> pa.Table:
     for path in sorted(paths):
         with FileSystems.open(path) as handle:
             tables.append(pq.read_table(pa.BufferReader(handle.read())))
-    # Row order from Beam is not deterministic; sort so training is.
-    return pa.concat_tables(tables).sort_by("id")
+    return order_by_content(pa.concat_tables(tables))
+
+
+def order_by_content(table: pa.Table) -> pa.Table:
+    """Rows sorted by a hash of what they hold (label, ids, weights), as `content_key`.
+
+    Beam's row order is not deterministic, and ids hash where a file lives, so
+    neither may decide the order of training or the validation split: the same
+    inputs in another folder must train the same model.
+    """
+    rows = rows_of(table)
+    label_ids = table.column("label_id").to_numpy()
+    keys = []
+    for row, (start, end) in enumerate(zip(rows.row_splits[:-1], rows.row_splits[1:], strict=True)):
+        digest = hashlib.sha256(label_ids[row].astype(np.int64).tobytes())
+        digest.update(rows.ids[start:end].tobytes())
+        digest.update(rows.weights[start:end].tobytes())
+        keys.append(digest.hexdigest())
+    return table.append_column("content_key", pa.array(keys, pa.string())).sort_by("content_key")
 
 
 def rows_of(table: pa.Table) -> SparseRows:
@@ -210,9 +228,9 @@ def rows_of(table: pa.Table) -> SparseRows:
     )
 
 
-def is_validation(example_id: str) -> bool:
-    """A stable 10% of ids, by hash, held out from fitting."""
-    return int(id_for_uri(example_id)[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
+def is_validation(content_key: str) -> bool:
+    """A stable 10% of rows, by their content hash, held out from fitting."""
+    return int(content_key[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
 
 
 def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
@@ -270,7 +288,7 @@ def _fit_and_export(
     )
     rows = rows_of(table)
     label_ids = table.column("label_id").to_numpy()
-    held_out = np.array([is_validation(i) for i in table.column("id").to_pylist()])
+    held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
     fit_index, validation_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
     validation = (

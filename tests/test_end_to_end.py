@@ -92,7 +92,7 @@ def test_model_directory_records_what_embedding_needs(trained_model):
     assert (info.modality, info.embedding_dim, info.vocabulary_size) == ("image", 5, 784)
     assert sorted(info.labels) == [str(d) for d in range(10)] and info.num_clusters == 10
     assert info.featurizer == {"grid": 28, "threshold": 0.2}
-    assert info.metrics["validation_knn5_accuracy"] >= 0.88  # measured 0.924
+    assert info.metrics["validation_knn5_accuracy"] >= 0.88  # measured 0.941
     assert len(info.model_version) == 16
     for part in ("saved_model.pb", "variables", "transform_fn", "centroids.parquet", "model.json"):
         assert (trained_model / part).exists()
@@ -153,7 +153,7 @@ def test_held_out_digits_cluster_by_their_label(embedded, trained_model, digit_f
     table = _table(embedded)
     labels = np.asarray(table.column("label").to_pylist())
 
-    # Measured on this split (seed 0) on 2026-11-25: 5-NN 0.926, purity 0.91.
+    # Measured on this split (seed 0) on 2026-11-25: 5-NN 0.923, purity 0.908.
     assert leave_one_out_knn_accuracy(_embeddings(table), labels) >= 0.90
     assert cluster_purity(table.column("cluster_id").to_numpy(), labels) >= 0.85
 
@@ -209,7 +209,7 @@ def test_quality_against_training_embeddings(trained_model, embedded, tmp_path, 
         np.asarray(test.column("label").to_pylist()),
     )
 
-    assert accuracy >= 0.90  # measured 0.928 on 2026-11-25
+    assert accuracy >= 0.90  # measured 0.926 on 2026-11-25
 
 
 def test_a_committed_output_is_not_overwritten_by_accident(
