@@ -19,32 +19,13 @@ import pathlib
 import time
 
 import numpy as np
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench import record
+from bench import embed_labelled, record
 from pipeline import cli
 from pipeline.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 from pipeline.model_dir import read_model_info
 from pipeline.quality import knn_accuracy
-from transforms.schemas import vectors
-
-
-def _embedded(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path):
-    assert 0 == cli.main(
-        [
-            "embed",
-            "--model",
-            str(model),
-            "--manifest",
-            str(manifest),
-            "--output",
-            str(out),
-            "--overwrite",
-        ]
-    )
-    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
-    return vectors(table.column("embedding")), np.asarray(table.column("label").to_pylist())
 
 
 def main() -> None:
@@ -78,8 +59,12 @@ def main() -> None:
     assert 0 == cli.main([*train, "--top-k", "100000", "--overwrite"])
     train_s = time.time() - started
     info = read_model_info(str(model))
-    train_x, train_y = _embedded(model, train_manifest, args.workdir / "ids-train")
-    test_x, test_y = _embedded(model, test_manifest, args.workdir / "ids-test")
+    train_x, train_y = embed_labelled(
+        model, "--manifest", str(train_manifest), args.workdir / "ids-train"
+    )
+    test_x, test_y = embed_labelled(
+        model, "--manifest", str(test_manifest), args.workdir / "ids-test"
+    )
     majority_label, majority_count = collections.Counter(train_y).most_common(1)[0]
     record(
         "ids_quality",

@@ -21,25 +21,15 @@ import pathlib
 import time
 
 import numpy as np
-import pyarrow.dataset as ds
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import KNeighborsClassifier
 
-from bench import record
+from bench import embed_labelled, record
 from pipeline import cli
 from pipeline.model_dir import read_model_info
 from pipeline.quality import knn_accuracy
 from pipeline.wordnet_glosses import write_documents
-from transforms.schemas import vectors
 from transforms.sparse.text import tokenize
-
-
-def _embedded(model: pathlib.Path, pattern: str, out: pathlib.Path):
-    assert 0 == cli.main(
-        ["embed", "--model", str(model), "--input", pattern, "--output", str(out), "--overwrite"]
-    )
-    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
-    return vectors(table.column("embedding")), np.asarray(table.column("label").to_pylist())
 
 
 def main() -> None:
@@ -64,8 +54,12 @@ def main() -> None:
         ]
     )
     train_s = time.time() - started
-    train_x, train_y = _embedded(model, f"{root}/train/*/*.txt", args.workdir / "text-train")
-    test_x, test_y = _embedded(model, f"{root}/test/*/*.txt", args.workdir / "text-test")
+    train_x, train_y = embed_labelled(
+        model, "--input", f"{root}/train/*/*.txt", args.workdir / "text-train"
+    )
+    test_x, test_y = embed_labelled(
+        model, "--input", f"{root}/test/*/*.txt", args.workdir / "text-test"
+    )
 
     train_docs, test_docs = sorted(root.glob("train/*/*.txt")), sorted(root.glob("test/*/*.txt"))
     vectorizer = TfidfVectorizer(
