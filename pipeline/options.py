@@ -34,7 +34,7 @@ def _embedding_dim(value: str) -> int | None:
     return dim
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
@@ -88,7 +88,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-input-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BYTES,
         help="Inputs larger than this many bytes become dead letters (file_too_large).",
     )
@@ -111,14 +111,14 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--clusters",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             help="k of the k-means centroids fitted on the training embeddings "
             "(default: the number of labels).",
         )
         parser.add_argument(
             "--grid",
-            type=_positive_int,
+            type=positive_int,
             default=DEFAULT_GRID,
             help="Images are fitted onto a grid x grid raster; each cell is one feature id.",
         )
@@ -130,13 +130,13 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--mels",
-            type=_positive_int,
+            type=positive_int,
             default=audio.DEFAULT_MELS,
             help="Audio: mel bands of the spectrogram grid.",
         )
         parser.add_argument(
             "--frames",
-            type=_positive_int,
+            type=positive_int,
             default=audio.DEFAULT_FRAMES,
             help="Audio: equal time slices the (silence-trimmed) clip is pooled onto.",
         )
@@ -159,17 +159,17 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--top-k",
-            type=_positive_int,
+            type=positive_int,
             default=20_000,
             help="Text: keep the top-k most frequent tokens in the vocabulary.",
         )
         parser.add_argument(
             "--oov-buckets",
-            type=_positive_int,
+            type=positive_int,
             default=100,
             help="Text: hash tokens outside the vocabulary into this many buckets.",
         )
-        parser.add_argument("--epochs", type=_positive_int, default=8, help="Training epochs.")
+        parser.add_argument("--epochs", type=positive_int, default=8, help="Training epochs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 
 
@@ -187,13 +187,13 @@ class EmbedOptions(PipelineOptions):
         )
         parser.add_argument(
             "--min-batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=32,
             help="Smallest batch of rows sent to the encoder (batches adapt within the bounds).",
         )
         parser.add_argument(
             "--max-batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=2048,
             help="Largest batch of rows sent to the encoder.",
         )

@@ -9,34 +9,18 @@ distance (the measure the encoder was trained for) or cosine distance.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import posixpath
 
 import numpy as np
-import pyarrow.dataset as ds
 
 from pipeline.encoder import embed_rows
 from pipeline.model_dir import read_model_info
 from pipeline.options import UserError
+from pipeline.table import EmbeddingTable, load_table, read_manifest
 from transforms.modalities import make_featurizer, modality_for_uri
-from transforms.schemas import vectors
 from transforms.sparse import InvalidInput, SparseRows
-from transforms.write_embeddings import MANIFEST, SUCCESS
 
 METRICS = ("euclidean", "cosine")
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbeddingTable:
-    """The columns a neighbour search needs, for one modality."""
-
-    modality: str
-    ids: list[str]
-    uris: list[str]
-    labels: list[str | None]
-    embeddings: np.ndarray
-    model_version: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,35 +29,6 @@ class Neighbour:
     uri: str
     label: str | None
     distance: float
-
-
-def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
-    """The committed table of `output_dir`; UserError if there is none or it is ambiguous."""
-    if not os.path.exists(posixpath.join(output_dir, SUCCESS)):
-        raise UserError(f"{output_dir} holds no committed embeddings table (no {SUCCESS})")
-    dataset = ds.dataset(
-        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
-    )
-    modalities = sorted(set(dataset.to_table(columns=["modality"]).column("modality").to_pylist()))
-    if modality is None and len(modalities) > 1:
-        raise UserError(
-            f"the table holds several modalities ({', '.join(modalities)}); pick one with --modality"
-        )
-    if modality is not None and modality not in modalities:
-        raise UserError(f"the table has no modality {modality!r} (it has: {', '.join(modalities)})")
-    chosen = modality or modalities[0]
-    table = dataset.to_table(
-        columns=["id", "uri", "label", "embedding", "model_version"],
-        filter=ds.field("modality") == chosen,
-    )
-    return EmbeddingTable(
-        modality=chosen,
-        ids=table.column("id").to_pylist(),
-        uris=table.column("uri").to_pylist(),
-        labels=table.column("label").to_pylist(),
-        embeddings=vectors(table.column("embedding")),
-        model_version=table.column("model_version")[0].as_py() if len(table) else "",
-    )
 
 
 def nearest(
@@ -120,11 +75,8 @@ def format_neighbours(neighbours: list[Neighbour]) -> str:
 
 
 def _row_of(table: EmbeddingTable, query: str) -> int | None:
-    for column in (table.ids, table.uris):
-        if query in column:
-            return column.index(query)
-    absolute = os.path.abspath(query)
-    return table.uris.index(absolute) if absolute in table.uris else None
+    row = table.row_of(query)
+    return row if row is not None else table.row_of(os.path.abspath(query))
 
 
 def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray:
@@ -132,8 +84,7 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
     if not os.path.isfile(path):
         raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
     modality = modality_for_uri(path)
-    with open(posixpath.join(output_dir, MANIFEST)) as handle:
-        model_dirs = json.load(handle)["options"]["models"]
+    model_dirs = read_manifest(output_dir)["options"]["models"]
     if modality not in model_dirs:
         raise UserError(
             f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
