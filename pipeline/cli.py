@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import (  # noqa: E402
     _BeamArgumentParser,
 )
 
+from pipeline.neighbours import METRICS  # noqa: E402
 from pipeline.options import (  # noqa: E402
     EmbedOptions,
     JobOptions,
@@ -76,7 +77,7 @@ def _add_similar_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", help="Which modality partition to search (if several).")
     parser.add_argument(
         "--metric",
-        choices=("euclidean", "cosine"),
+        choices=METRICS,
         default="euclidean",
         help="Distance between embeddings (the encoder is trained for Euclidean).",
     )
@@ -114,6 +115,20 @@ def _run_projector(args: argparse.Namespace) -> str:
     )
 
 
+def _add_report_args(parser: argparse.ArgumentParser) -> None:
+    _add_table_arg(parser)
+    parser.add_argument(
+        "--output", required=True, help="The HTML file to write (self-contained; open it anywhere)."
+    )
+
+
+def _run_report(args: argparse.Namespace) -> str:
+    from pipeline.report import write_report
+
+    write_report(args.embeddings, args.output)
+    return f"report written to {args.output}"
+
+
 @dataclasses.dataclass(frozen=True)
 class _Query:
     """A command that reads a committed table (no Beam job): its flags and what it does."""
@@ -135,6 +150,12 @@ _QUERIES = {
         "cluster_id, id, uri) and, for images, a sprite sheet, one embedding per modality.",
         _add_projector_args,
         _run_projector,
+    ),
+    "report": _Query(
+        "One HTML page about a committed table: counts per modality and cluster, dead-letter "
+        "reasons, a 3-D scatter coloured by label, 5-NN accuracy, purity, image neighbours.",
+        _add_report_args,
+        _run_report,
     ),
 }
 

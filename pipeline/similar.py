@@ -13,14 +13,12 @@ import os
 
 import numpy as np
 
-from pipeline.encoder import embed_rows
 from pipeline.model_dir import read_model_info
+from pipeline.neighbours import nearest
 from pipeline.options import UserError
 from pipeline.table import EmbeddingTable, load_table, read_manifest
 from transforms.modalities import make_featurizer, modality_for_uri
 from transforms.sparse import InvalidInput, SparseRows
-
-METRICS = ("euclidean", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,23 +27,6 @@ class Neighbour:
     uri: str
     label: str | None
     distance: float
-
-
-def nearest(
-    embeddings: np.ndarray, query: np.ndarray, k: int, metric: str = "euclidean"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and distances of the k rows closest to `query`, closest first."""
-    if metric == "euclidean":
-        distances = np.linalg.norm(embeddings - query, axis=1)
-    elif metric == "cosine":
-        norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(query)
-        distances = 1.0 - (embeddings @ query) / np.maximum(norms, 1e-12)
-    else:
-        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
-    k = min(k, len(distances))
-    closest = np.argpartition(distances, k - 1)[:k] if k else np.array([], dtype=np.int64)
-    order = closest[np.lexsort((closest, distances[closest]))]  # ties: lower row first
-    return order, distances[order]
 
 
 def similar(
@@ -105,6 +86,8 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
         except InvalidInput as error:
             raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
     import tensorflow as tf
+
+    from pipeline.encoder import embed_rows
 
     model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
     return embed_rows(model.signatures["embed"], SparseRows.stack([features]))[0]

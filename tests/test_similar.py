@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from pipeline import cli
-from pipeline.similar import nearest, similar
+from pipeline.neighbours import nearest
+from pipeline.similar import similar
 from pipeline.table import load_table
 
 pytestmark = pytest.mark.slow
