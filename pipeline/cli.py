@@ -26,11 +26,16 @@ from pipeline.options import (  # noqa: E402
     EmbedOptions,
     JobOptions,
     TrainOptions,
+    TuneDimOptions,
     UserError,
     positive_int,
 )
 
-_JOBS = {"train": (TrainOptions,), "embed": (EmbedOptions,)}
+_JOBS = {
+    "train": (TrainOptions,),
+    "embed": (EmbedOptions,),
+    "tune-dim": (TrainOptions, TuneDimOptions),
+}
 _BEAM_FLAGS_NOTE = (
     "Beam pipeline flags (--runner, --direct_running_mode, --direct_num_workers, "
     "--temp_location, ...) go on the same command line and pass through."
@@ -194,6 +199,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"model written to {output} (version {info.model_version})")
             for key, value in info.metrics.items():
                 print(f"  {key:<26} {value}")
+        elif parsed.command == "tune-dim":
+            from pipeline.tune_dim import format_results, tune_dim
+
+            results, best = tune_dim(options)
+            print(format_results(results, best))
+            print(f"picked d={best.dim}; table and plot written to {output}")
         else:
             from pipeline.embed import embed
             from pipeline.summary import format_summary, summarize

@@ -197,3 +197,38 @@ class EmbedOptions(PipelineOptions):
             default=2048,
             help="Largest batch of rows sent to the encoder.",
         )
+
+
+def _dims(value: str) -> list[int]:
+    """`START:STOP:STEP` (STOP included) or a comma list, e.g. `15:35:5` or `8,16,32`."""
+    try:
+        if ":" in value:
+            start, stop, step = (int(part) for part in value.split(":"))
+            dims = list(range(start, stop + 1, step))
+        else:
+            dims = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be START:STOP:STEP or a comma list of widths, not {value!r}"
+        ) from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} names no widths of at least 1")
+    return dims
+
+
+class TuneDimOptions(PipelineOptions):
+    """Train at several embedding widths on the same rows; report and pick the best.
+
+    Takes the train flags too (what to read, --modality, featurizer settings,
+    --epochs, --seed); --output is the folder for tune_dim.csv, .md and .png.
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--dims",
+            type=_dims,
+            default=None,
+            help="Widths to try: START:STOP:STEP (STOP included) or a comma list. Default: five "
+            "widths around the 4th-root rule's d, 20%% of d apart (26 -> 16:36:5).",
+        )
