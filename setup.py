@@ -25,6 +25,7 @@ setup(
         "tensorboard>=2.21,<2.22",  # `projector` writes its config proto
         "plotly>=6,<8",  # `report`'s interactive 3-D scatter
         "matplotlib>=3.8,<4",  # `tune-dim`'s plot
+        "faiss-cpu>=1.9,<2",  # `similar`'s index for large tables
     ],
     extras_require={
         "test": [

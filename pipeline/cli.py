@@ -21,7 +21,7 @@ from apache_beam.options.pipeline_options import (  # noqa: E402
     _BeamArgumentParser,
 )
 
-from pipeline.neighbours import METRICS  # noqa: E402
+from pipeline.neighbours import INDEX_CHOICES, INDEX_MIN_ROWS, METRICS  # noqa: E402
 from pipeline.options import (  # noqa: E402
     EmbedOptions,
     JobOptions,
@@ -86,13 +86,20 @@ def _add_similar_args(parser: argparse.ArgumentParser) -> None:
         default="euclidean",
         help="Distance between embeddings (the encoder is trained for Euclidean).",
     )
+    parser.add_argument(
+        "--index",
+        choices=INDEX_CHOICES,
+        default="auto",
+        help="Search through an HNSW index (faiss), built once and kept in the table's _index/: "
+        f"auto = for tables of at least {INDEX_MIN_ROWS:,} rows; never = exact numpy search.",
+    )
 
 
 def _run_similar(args: argparse.Namespace) -> str:
     from pipeline.similar import format_neighbours, similar
 
     return format_neighbours(
-        similar(args.embeddings, args.query, args.k, args.modality, args.metric)
+        similar(args.embeddings, args.query, args.k, args.modality, args.metric, args.index)
     )
 
 

@@ -2,8 +2,9 @@
 
 The query is an id or uri already in the table, or a path to a raw file, which
 is featurized and embedded with the model that wrote the table (its version
-must match). Search is exact, over the whole table, with numpy: Euclidean
-distance (the measure the encoder was trained for) or cosine distance.
+must match). Euclidean distance (the measure the encoder was trained for) or
+cosine distance; exact with numpy, or for large tables through a cached HNSW
+index whose candidates are then measured exactly.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import os
 import numpy as np
 
 from pipeline.model_dir import read_model_info
-from pipeline.neighbours import nearest
+from pipeline.neighbours import search
 from pipeline.options import UserError
-from pipeline.table import EmbeddingTable, load_table, read_manifest
+from pipeline.table import EmbeddingTable, index_path, load_table, read_manifest
 from transforms.modalities import make_featurizer, modality_for_uri
 from transforms.sparse import InvalidInput, SparseRows
 
@@ -30,16 +31,32 @@ class Neighbour:
 
 
 def similar(
-    output_dir: str, query: str, k: int = 10, modality: str | None = None, metric: str = "euclidean"
+    output_dir: str,
+    query: str,
+    k: int = 10,
+    modality: str | None = None,
+    metric: str = "euclidean",
+    use_index: str = "auto",
 ) -> list[Neighbour]:
-    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file)."""
+    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file).
+
+    Large tables are searched through an HNSW index kept beside the table
+    (`use_index`: auto, always, never; see pipeline/neighbours.py).
+    """
     table = load_table(output_dir, modality)
     query_row = _row_of(table, query)
     if query_row is not None:
         vector = table.embeddings[query_row]
     else:
         vector = _embed_file(output_dir, table, query)
-    order, distances = nearest(table.embeddings, vector, k + (query_row is not None), metric)
+    order, distances = search(
+        table.embeddings,
+        vector,
+        k + (query_row is not None),
+        metric,
+        index_path(output_dir, table, metric),
+        use_index,
+    )
     neighbours = [
         Neighbour(table.ids[i], table.uris[i], table.labels[i], float(d))
         for i, d in zip(order, distances, strict=True)

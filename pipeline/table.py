@@ -18,7 +18,7 @@ import pyarrow.dataset as ds
 
 from pipeline.options import UserError
 from transforms.schemas import DEAD_LETTER_SCHEMA, vectors
-from transforms.write_embeddings import MANIFEST, SUCCESS
+from transforms.write_embeddings import INDEX_DIR, MANIFEST, SUCCESS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +32,7 @@ class EmbeddingTable:
     embeddings: np.ndarray
     cluster_ids: np.ndarray
     model_version: str
+    run_id: str  # of the commit that wrote the table
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -75,7 +76,8 @@ def modalities(output_dir: str) -> list[str]:
 
 def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
     """One modality of a committed table; `modality` may be left out if there is only one."""
-    present = modalities(output_dir)
+    manifest = read_manifest(output_dir)
+    present = sorted(manifest["models"])
     if modality is None and len(present) > 1:
         raise UserError(
             f"the table holds several modalities ({', '.join(present)}); pick one with --modality"
@@ -94,7 +96,15 @@ def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
         labels=table.column("label").to_pylist(),
         embeddings=vectors(table.column("embedding")),
         cluster_ids=table.column("cluster_id").to_numpy(),
-        model_version=read_manifest(output_dir)["models"][chosen]["model_version"],
+        model_version=manifest["models"][chosen]["model_version"],
+        run_id=manifest["run_id"],
+    )
+
+
+def index_path(output_dir: str, table: EmbeddingTable, metric: str) -> str:
+    """Where `similar` keeps the search index of a table: beside it, named by its commit."""
+    return posixpath.join(
+        output_dir, INDEX_DIR, f"modality={table.modality}", f"{metric}-{table.run_id}.faiss"
     )
 
 

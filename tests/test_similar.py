@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline import cli
-from pipeline.neighbours import nearest
+from pipeline.neighbours import nearest, search
 from pipeline.similar import similar
 from pipeline.table import load_table
 
@@ -66,3 +66,32 @@ def test_mistakes_get_one_line(digits_table, tmp_path, capsys, break_it, message
 
     error = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in error and message in error
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_the_index_finds_what_exact_search_finds(digits_table, tmp_path, metric):
+    table = load_table(str(digits_table))
+    index_file = tmp_path / "index.faiss"
+
+    for query in table.embeddings[:50]:
+        exact = nearest(table.embeddings, query, 10, metric)
+        indexed = search(table.embeddings, query, 10, metric, str(index_file), use_index="always")
+        np.testing.assert_array_equal(indexed[0], exact[0])
+        np.testing.assert_allclose(indexed[1], exact[1], atol=1e-6)  # float32 rounding
+    assert index_file.exists()  # built by the first query, read by the others
+
+
+def test_the_cli_keeps_the_index_beside_the_table(digits_table, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_table, copy)
+    query = load_table(str(copy)).ids[0]
+
+    outputs = []
+    for use_index in ("never", "always", "always"):
+        flags = ["--embeddings", str(copy), "--query", query, "--index", use_index]
+        assert cli.main(["similar", *flags]) == 0
+        outputs.append(capsys.readouterr().out)
+
+    assert outputs[0] == outputs[1] == outputs[2]
+    [index_file] = (copy / "_index" / "modality=image").glob("euclidean-*.faiss")
+    assert index_file.name == f"euclidean-{load_table(str(copy)).run_id}.faiss"

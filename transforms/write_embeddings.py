@@ -35,7 +35,8 @@ _LOG = logging.getLogger(__name__)
 SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
-TABLE_DIRS = ("embeddings", "dead_letter", "centroids")
+INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
+TABLE_DIRS = ("embeddings", "dead_letter", "centroids", INDEX_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
