@@ -24,25 +24,26 @@ import numpy as np
 
 from bench import record
 from pipeline import cli
-from pipeline.neighbours import nearest
+from pipeline.neighbours import (
+    HNSW_EF_CONSTRUCTION,
+    HNSW_EF_SEARCH,
+    HNSW_M,
+    build_index,
+    nearest,
+)
 from pipeline.table import load_table
 from pipeline.wordnet_glosses import read_synsets
 
 K = 10
 QUERIES = 1_000
-M = 16  # graph degree, the same for every library
-EF_CONSTRUCTION = 128
-EF_SEARCH = 64
+# The settings embedbeam uses, the same for every library.
+M, EF_CONSTRUCTION, EF_SEARCH = HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH
 
 
 def _faiss(vectors: np.ndarray, path: str):
     import faiss
 
-    faiss.omp_set_num_threads(1)
-    index = faiss.IndexHNSWFlat(vectors.shape[1], M)
-    index.hnsw.efConstruction = EF_CONSTRUCTION
-    index.add(vectors)
-    index.hnsw.efSearch = EF_SEARCH
+    index = build_index(vectors)  # embedbeam's own index
     faiss.write_index(index, path)
     return lambda query: index.search(query[None, :], K)[1][0]
 
