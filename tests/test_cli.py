@@ -16,7 +16,9 @@ from tests.conftest import encode
 EMBEDBEAM = str(pathlib.Path(sys.executable).parent / "embedbeam")
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["embed"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["embed"], ["tune-dim"], ["similar"], ["projector"], ["report"]]
+)
 def test_installed_command_explains_itself(command):
     result = subprocess.run(
         [EMBEDBEAM, *command, "--help"],
@@ -25,7 +27,12 @@ def test_installed_command_explains_itself(command):
         check=True,
     )
 
-    assert "Beam pipeline flags" in result.stdout
+    if command in ([], ["train"], ["embed"], ["tune-dim"]):  # the Beam jobs
+        assert "Beam pipeline flags" in result.stdout
+    else:
+        assert "--embeddings" in result.stdout and "committed" in result.stdout
+    if command == ["tune-dim"]:
+        assert "--dims" in result.stdout and "START:STOP:STEP" in result.stdout
     if command == ["train"]:
         assert "--embedding-dim" in result.stdout and "4th root" in result.stdout
     if command == ["embed"]:
