@@ -75,10 +75,3 @@ def test_sprite_tiles_show_the_digits_in_row_order(logdir, digits_table):
 
     assert first_tile.max() > 200 and last_tile.max() > 200  # ink present
     assert sheet[17 * 28 :, :].max() == 0  # tiles past the last row stay black
-
-
-def test_a_missing_table_is_one_line(tmp_path, capsys):
-    status = cli.main(["projector", "--embeddings", str(tmp_path / "nope"), "--logdir", "x"])
-
-    error = capsys.readouterr().err.strip()
-    assert status == 2 and "\n" not in error and "does not exist" in error

@@ -42,15 +42,3 @@ def test_the_page_loads_without_errors_and_shows_every_row(table_with_dead_lette
     assert "5-NN accuracy (leave-one-out)" in seen.text and "cluster purity" in seen.text
     assert "0 · query" in seen.text and "7 · query" in seen.text  # a neighbour row per label
     assert (tmp_path / "report.png").stat().st_size > 10_000
-
-
-def test_an_uncommitted_table_is_one_line(digits_table, tmp_path, capsys):
-    copy = tmp_path / "copy"
-    shutil.copytree(digits_table, copy)
-    (copy / "_SUCCESS").unlink()
-
-    status = cli.main(["report", "--embeddings", str(copy), "--output", str(tmp_path / "r.html")])
-
-    error = capsys.readouterr().err.strip()
-    assert status == 2 and "\n" not in error and "no committed embeddings table" in error
-    assert not (tmp_path / "r.html").exists()
