@@ -8,34 +8,41 @@ from typing import Any
 
 import numpy as np
 import pyarrow.dataset as ds
+from apache_beam.io.filesystems import FileSystems
 
 from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
+from transforms.files import absolute
 from transforms.schemas import vectors
 from transforms.write_embeddings import MANIFEST, SUCCESS
 
 
 def summarize(output_dir: str) -> dict[str, Any]:
     """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have labels."""
-    if not posixpath.exists(posixpath.join(output_dir, SUCCESS)):
+    if not FileSystems.exists(posixpath.join(output_dir, SUCCESS)):
         raise ValueError(f"{output_dir} holds no committed table (no {SUCCESS})")
-    with open(posixpath.join(output_dir, MANIFEST)) as handle:
+    with FileSystems.open(posixpath.join(output_dir, MANIFEST)) as handle:
         manifest = json.load(handle)
     summary = {
-        "output": posixpath.abspath(output_dir),
+        "output": absolute(output_dir),
         "rows": manifest["rows_written"],
         "dead_letters": manifest["dead_letters"],
         "wall_time_s": manifest["wall_time_s"],
         "items_per_s": round(manifest["inputs_seen"] / max(manifest["wall_time_s"], 1e-9), 1),
     }
-    dataset = ds.dataset(
-        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
+    # Quality needs the rows; they are read back only from a local output, not from gs:// etc.
+    dataset = (
+        None
+        if "://" in output_dir
+        else ds.dataset(
+            posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
+        )
     )
     for modality, model in sorted(manifest["models"].items()):
         summary[modality] = {
             "rows": model["rows"],
             "clusters": model["clusters"],
             "model_version": model["model_version"],
-            **_quality(dataset, modality),
+            **(_quality(dataset, modality) if dataset else {}),
         }
     return summary
 
