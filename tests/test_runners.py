@@ -153,27 +153,22 @@ def worker_pool(tmp_path_factory) -> Iterator[tuple[list[str], subprocess.Popen]
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
     }
     pool_port, job_port = _free_port(), _free_port()
-    pool = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.worker.worker_pool_main",
-            f"--service_port={pool_port}",
-        ],
-        env=env,
-        stdout=(logs / "pool.log").open("wb"),
-        stderr=subprocess.STDOUT,
+
+    def start(name: str, module: str, port_flag: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", module, port_flag],
+            env=env,
+            stdout=(logs / f"{name}.log").open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+
+    pool = start(
+        "pool", "apache_beam.runners.worker.worker_pool_main", f"--service_port={pool_port}"
     )
-    job_service = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.portability.local_job_service_main",
-            f"--port={job_port}",
-        ],
-        env=env,
-        stdout=(logs / "job_service.log").open("wb"),
-        stderr=subprocess.STDOUT,
+    job_service = start(
+        "job_service",
+        "apache_beam.runners.portability.local_job_service_main",
+        f"--port={job_port}",
     )
     try:
         _wait_for_port(pool_port, pool)
