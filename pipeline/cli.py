@@ -8,6 +8,7 @@ else on the command line must be a Beam pipeline flag (--runner,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -174,11 +175,20 @@ _QUERIES = {
 
 def _unknown_flags(args: list[str]) -> list[str]:
     """Flags that are neither ours nor Beam's: most likely typos."""
+    _register_optional_runner_options()
     beam_parser = _BeamArgumentParser(allow_abbrev=False)
     for options_class in PipelineOptions.__subclasses__():
         options_class._add_argparse_args(beam_parser)
     _, unknown = beam_parser.parse_known_args(args)
     return [arg for arg in unknown if arg.startswith("-")]
+
+
+def _register_optional_runner_options() -> None:
+    """Beam defines some runners' flags (DaskRunner's --dask_client_address, ...) in the
+    runner's own module, which registers them only when imported; import those that are
+    installed so their flags count as Beam's."""
+    with contextlib.suppress(ImportError):
+        import apache_beam.runners.dask.dask_runner  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

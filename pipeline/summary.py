@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 from typing import Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import pyarrow.dataset as ds
 
 from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
 from pipeline.table import embeddings_dataset, read_manifest
+from transforms.files import absolute
 from transforms.schemas import vectors
 
 
@@ -17,19 +17,20 @@ def summarize(output_dir: str) -> dict[str, Any]:
     """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have labels."""
     manifest = read_manifest(output_dir)
     summary = {
-        "output": posixpath.abspath(output_dir),
+        "output": absolute(output_dir),
         "rows": manifest["rows_written"],
         "dead_letters": manifest["dead_letters"],
         "wall_time_s": manifest["wall_time_s"],
         "items_per_s": round(manifest["inputs_seen"] / max(manifest["wall_time_s"], 1e-9), 1),
     }
-    dataset = embeddings_dataset(output_dir)
+    # Quality needs the rows; they are read back only from a local output, not from gs:// etc.
+    dataset = None if "://" in output_dir else embeddings_dataset(output_dir)
     for modality, model in sorted(manifest["models"].items()):
         summary[modality] = {
             "rows": model["rows"],
             "clusters": model["clusters"],
             "model_version": model["model_version"],
-            **_quality(dataset, modality),
+            **(_quality(dataset, modality) if dataset else {}),
         }
     return summary
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import UserError
 from transforms.schemas import DEAD_LETTER_SCHEMA, vectors
@@ -57,15 +58,15 @@ class EmbeddingTable:
 
 
 def read_manifest(output_dir: str) -> dict[str, Any]:
-    """`_manifest.json` of a committed output; UserError if there is no committed table."""
-    if not posixpath.isdir(output_dir):
-        raise UserError(f"{output_dir} does not exist")
-    if not posixpath.exists(posixpath.join(output_dir, SUCCESS)):
+    """`_manifest.json` of a committed output (any Beam filesystem); UserError if there is none."""
+    if not FileSystems.exists(posixpath.join(output_dir, SUCCESS)):
+        if not FileSystems.exists(output_dir):
+            raise UserError(f"{output_dir} does not exist")
         raise UserError(
             f"{output_dir} holds no committed embeddings table (no {SUCCESS}: the embed job "
             "has not finished there, or failed)"
         )
-    with open(posixpath.join(output_dir, MANIFEST)) as handle:
+    with FileSystems.open(posixpath.join(output_dir, MANIFEST)) as handle:
         return json.load(handle)
 
 

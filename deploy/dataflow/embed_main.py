@@ -1,0 +1,8 @@
+"""Flex Template entry point: `embedbeam embed` with the template's parameters as flags."""
+
+import sys
+
+from pipeline.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["embed", *sys.argv[1:]]))
