@@ -16,6 +16,7 @@ from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
 STAGE = "read"
+LIST_STAGE = "list"  # the stage of refs that listing marked broken (InputRef.problem)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -41,6 +42,9 @@ class _ReadBytes(beam.DoFn):
 
     def process(self, ref: InputRef) -> Iterator[RawInput | beam.pvalue.TaggedOutput]:
         self._inputs_seen.inc()
+        if ref.problem is not None:
+            yield tagged_dead_letter(LIST_STAGE, ref.uri, InvalidInput(*ref.problem))
+            return
         try:
             data = read_bounded(ref, self._max_bytes)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
