@@ -2,10 +2,12 @@
 
 `embed --resume` names the whole Parquet files whose rows it keeps (the
 committed table, finished shards of interrupted runs); an input whose id is in
-them is not read, featurized or embedded again. The ids are loaded in
-`setup()` from those files, not passed in the graph or as a side input, so a
+them is not read, featurized or embedded again. The ids are loaded from
+those files by the DoFn, not passed in the graph or as a side input, so a
 large table does not bloat the pickled pipeline and runners without side
-inputs work.
+inputs work. They are loaded at the first input, not in `setup()`: the commit
+moves the staged files, and a runner may set a DoFn up again after that (the
+DirectRunner does) without giving it any input.
 """
 
 from __future__ import annotations
@@ -51,12 +53,11 @@ class _SkipKnownIdsFn(beam.DoFn):
     def __init__(self, id_files: tuple[str, ...]) -> None:
         self._id_files = id_files
         self._skipped = Metrics.counter("embedbeam", "inputs_skipped")
-        self._known: set[str] = set()
-
-    def setup(self) -> None:
-        self._known = read_ids(self._id_files)
+        self._known: set[str] | None = None
 
     def process(self, ref: InputRef) -> Iterator[InputRef | beam.pvalue.TaggedOutput]:
+        if self._known is None:
+            self._known = read_ids(self._id_files)
         if ref.problem is None and ref.id in self._known:
             self._skipped.inc()
             yield beam.pvalue.TaggedOutput(SKIPPED_TAG, ref)
