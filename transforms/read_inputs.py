@@ -77,7 +77,7 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError as error:
         raise InvalidInput("missing_file", str(error)) from error
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a scheme no Beam filesystem serves
         raise InvalidInput("unreadable_file", f"{type(error).__name__}: {error}") from error
     if len(data) > max_bytes:
         modality = MODALITIES.get(ref.modality)
