@@ -108,26 +108,29 @@ def wordnet_folders(tmp_path_factory) -> pathlib.Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def audio_model(tmp_path_factory, spoken_digit_folders) -> pathlib.Path:
-    model = tmp_path_factory.mktemp("audio_model") / "model"
-    status = cli.main(
-        ["train", "--modality", "audio", "--input", f"{spoken_digit_folders}/train/*/*.wav",
-         "--output", str(model)]
-    )  # fmt: skip
+def _train(directory: pathlib.Path, modality: str, *source: str) -> pathlib.Path:
+    """A model of `modality` trained by the real CLI into `directory/model`."""
+    model = directory / "model"
+    status = cli.main(["train", "--modality", modality, *source, "--output", str(model)])
     assert status == 0
     return model
+
+
+@pytest.fixture(scope="session")
+def audio_model(tmp_path_factory, spoken_digit_folders) -> pathlib.Path:
+    return _train(
+        tmp_path_factory.mktemp("audio_model"),
+        "audio",
+        "--input",
+        f"{spoken_digit_folders}/train/*/*.wav",
+    )
 
 
 @pytest.fixture(scope="session")
 def text_model(tmp_path_factory, wordnet_folders) -> pathlib.Path:
-    model = tmp_path_factory.mktemp("text_model") / "model"
-    status = cli.main(
-        ["train", "--modality", "text", "--input", f"{wordnet_folders}/train/*/*.txt",
-         "--output", str(model)]
-    )  # fmt: skip
-    assert status == 0
-    return model
+    return _train(
+        tmp_path_factory.mktemp("text_model"), "text", "--input", f"{wordnet_folders}/train/*/*.txt"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -139,9 +142,4 @@ def ids_model(tmp_path_factory) -> pathlib.Path:
     table = pq.read_table(DEBIAN_SAMPLE)
     order = np.random.default_rng(0).permutation(table.num_rows)
     pq.write_table(table.take(order[:1200]), root / "train.parquet")
-    status = cli.main(
-        ["train", "--modality", "ids", "--manifest", str(root / "train.parquet"),
-         "--output", str(root / "model")]
-    )  # fmt: skip
-    assert status == 0
-    return root / "model"
+    return _train(root, "ids", "--manifest", str(root / "train.parquet"))
