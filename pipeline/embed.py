@@ -18,7 +18,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.jobs import check_output_dir, input_source
+from pipeline.jobs import check_output_dir, input_source, progress_spec
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
 from pipeline.options import EmbedOptions, JobOptions, UserError
 from pipeline.resume import plan_resume
@@ -99,10 +99,13 @@ def build_embed_pipeline(
         else ResumePlan()
     )
 
+    run_id = _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source)
     to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
-    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(job.max_input_bytes)
+    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(
+        job.max_input_bytes, progress_spec("embed", source, options, run_id)
+    )
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
@@ -136,9 +139,7 @@ def build_embed_pipeline(
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
-        RunInfo(
-            run_id=_new_run_id(), started_at=time.time(), options=_job_flags(job, options, models)
-        ),
+        RunInfo(run_id=run_id, started_at=time.time(), options=_job_flags(job, options, models)),
         resume,
         options.rows_per_shard,
     )

@@ -5,9 +5,17 @@ from __future__ import annotations
 import posixpath
 
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import JobOptions, UserError
-from transforms.list_inputs import INLINE_COLUMNS, InputSource, manifest_columns, manifest_format
+from transforms.list_inputs import (
+    INLINE_COLUMNS,
+    InputSource,
+    manifest_columns,
+    manifest_format,
+    manifest_row_count,
+)
+from transforms.progress import ProgressSpec
 
 
 def input_source(options: JobOptions) -> InputSource:
@@ -43,3 +51,24 @@ def check_output_dir(output: str | None, marker: str, overwrite: bool) -> None:
         raise UserError("say where to write: --output DIR")
     if FileSystems.exists(posixpath.join(output, marker)) and not overwrite:
         raise UserError(f"{output} already holds a finished result; pass --overwrite to replace it")
+
+
+def progress_spec(what: str, source: InputSource, options: PipelineOptions, run_id: str):
+    """How the job reports progress; with a total (hence an ETA) only when this process
+    does all the work, since a remote worker sees only its share of the inputs."""
+    return ProgressSpec(what, _expected_inputs(source) if _in_process(options) else None, run_id)
+
+
+def _in_process(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return runner in (None, "DirectRunner", "direct") and mode != "multi_processing"
+
+
+def _expected_inputs(source: InputSource) -> int | None:
+    """Inputs the job will see: files matched, or manifest rows; None for .jsonl files,
+    whose lines are counted only when read."""
+    if source.manifest is not None:
+        return manifest_row_count(source.manifest)
+    paths = [metadata.path for metadata in FileSystems.match([source.pattern])[0].metadata_list]
+    return None if any(path.endswith(".jsonl") for path in paths) else len(paths)

@@ -35,7 +35,7 @@ def _embedding_dim(value: str) -> int | None:
     return dim
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
@@ -90,7 +90,7 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--max-input-bytes",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_MAX_BYTES,
         help="Inputs larger than this many bytes become dead letters (file_too_large).",
     )
@@ -113,14 +113,14 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--clusters",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             help="k of the k-means centroids fitted on the training embeddings "
             "(default: the number of labels).",
         )
         parser.add_argument(
             "--grid",
-            type=_positive_int,
+            type=positive_int,
             default=DEFAULT_GRID,
             help="Images are fitted onto a grid x grid raster; each cell is one feature id.",
         )
@@ -132,13 +132,13 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--mels",
-            type=_positive_int,
+            type=positive_int,
             default=audio.DEFAULT_MELS,
             help="Audio: mel bands of the spectrogram grid.",
         )
         parser.add_argument(
             "--frames",
-            type=_positive_int,
+            type=positive_int,
             default=audio.DEFAULT_FRAMES,
             help="Audio: equal time slices the (silence-trimmed) clip is pooled onto.",
         )
@@ -161,17 +161,17 @@ class TrainOptions(PipelineOptions):
         )
         parser.add_argument(
             "--top-k",
-            type=_positive_int,
+            type=positive_int,
             default=20_000,
             help="Text: keep the top-k most frequent tokens in the vocabulary.",
         )
         parser.add_argument(
             "--oov-buckets",
-            type=_positive_int,
+            type=positive_int,
             default=100,
             help="Text: hash tokens outside the vocabulary into this many buckets.",
         )
-        parser.add_argument("--epochs", type=_positive_int, default=8, help="Training epochs.")
+        parser.add_argument("--epochs", type=positive_int, default=8, help="Training epochs.")
         parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 
 
@@ -189,13 +189,13 @@ class EmbedOptions(PipelineOptions):
         )
         parser.add_argument(
             "--min-batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=32,
             help="Smallest batch of rows sent to the encoder (batches adapt within the bounds).",
         )
         parser.add_argument(
             "--max-batch-size",
-            type=_positive_int,
+            type=positive_int,
             default=2048,
             help="Largest batch of rows sent to the encoder.",
         )
@@ -209,8 +209,43 @@ class EmbedOptions(PipelineOptions):
         )
         parser.add_argument(
             "--rows-per-shard",
-            type=_positive_int,
+            type=positive_int,
             default=DEFAULT_ROWS_PER_SHARD,
             help="Rows per staged Parquet file. Each is written whole as soon as it fills, so an "
             "interrupted run loses at most this many rows per worker for --resume.",
+        )
+
+
+def _dims(value: str) -> list[int]:
+    """`START:STOP:STEP` (STOP included) or a comma list, e.g. `15:35:5` or `8,16,32`."""
+    try:
+        if ":" in value:
+            start, stop, step = (int(part) for part in value.split(":"))
+            dims = list(range(start, stop + 1, step))
+        else:
+            dims = [int(part) for part in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be START:STOP:STEP or a comma list of widths, not {value!r}"
+        ) from None
+    if not dims or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} names no widths of at least 1")
+    return dims
+
+
+class TuneDimOptions(PipelineOptions):
+    """Train at several embedding widths on the same rows; report and pick the best.
+
+    Takes the train flags too (what to read, --modality, featurizer settings,
+    --epochs, --seed); --output is the folder for tune_dim.csv, .md and .png.
+    """
+
+    @classmethod
+    def _add_argparse_args(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--dims",
+            type=_dims,
+            default=None,
+            help="Widths to try: START:STOP:STEP (STOP included) or a comma list. Default: five "
+            "widths around the 4th-root rule's d, 20%% of d apart (26 -> 16:36:5).",
         )

@@ -2,41 +2,24 @@
 
 The query is an id or uri already in the table, or a path to a raw file, which
 is featurized and embedded with the model that wrote the table (its version
-must match). Search is exact, over the whole table, with numpy: Euclidean
-distance (the measure the encoder was trained for) or cosine distance.
+must match). Euclidean distance (the measure the encoder was trained for) or
+cosine distance; exact with numpy, or for large tables through a cached HNSW
+index whose candidates are then measured exactly.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import posixpath
 
 import numpy as np
-import pyarrow.dataset as ds
 
-from pipeline.encoder import embed_rows
 from pipeline.model_dir import read_model_info
+from pipeline.neighbours import search
 from pipeline.options import UserError
+from pipeline.table import EmbeddingTable, index_path, load_table, read_manifest
 from transforms.modalities import make_featurizer, modality_for_uri
-from transforms.schemas import vectors
 from transforms.sparse import InvalidInput, SparseRows
-from transforms.write_embeddings import MANIFEST, SUCCESS
-
-METRICS = ("euclidean", "cosine")
-
-
-@dataclasses.dataclass(frozen=True)
-class EmbeddingTable:
-    """The columns a neighbour search needs, for one modality."""
-
-    modality: str
-    ids: list[str]
-    uris: list[str]
-    labels: list[str | None]
-    embeddings: np.ndarray
-    model_version: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,63 +30,33 @@ class Neighbour:
     distance: float
 
 
-def load_table(output_dir: str, modality: str | None = None) -> EmbeddingTable:
-    """The committed table of `output_dir`; UserError if there is none or it is ambiguous."""
-    if not os.path.exists(posixpath.join(output_dir, SUCCESS)):
-        raise UserError(f"{output_dir} holds no committed embeddings table (no {SUCCESS})")
-    dataset = ds.dataset(
-        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
-    )
-    modalities = sorted(set(dataset.to_table(columns=["modality"]).column("modality").to_pylist()))
-    if modality is None and len(modalities) > 1:
-        raise UserError(
-            f"the table holds several modalities ({', '.join(modalities)}); pick one with --modality"
-        )
-    if modality is not None and modality not in modalities:
-        raise UserError(f"the table has no modality {modality!r} (it has: {', '.join(modalities)})")
-    chosen = modality or modalities[0]
-    table = dataset.to_table(
-        columns=["id", "uri", "label", "embedding", "model_version"],
-        filter=ds.field("modality") == chosen,
-    )
-    return EmbeddingTable(
-        modality=chosen,
-        ids=table.column("id").to_pylist(),
-        uris=table.column("uri").to_pylist(),
-        labels=table.column("label").to_pylist(),
-        embeddings=vectors(table.column("embedding")),
-        model_version=table.column("model_version")[0].as_py() if len(table) else "",
-    )
-
-
-def nearest(
-    embeddings: np.ndarray, query: np.ndarray, k: int, metric: str = "euclidean"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and distances of the k rows closest to `query`, closest first."""
-    if metric == "euclidean":
-        distances = np.linalg.norm(embeddings - query, axis=1)
-    elif metric == "cosine":
-        norms = np.linalg.norm(embeddings, axis=1) * np.linalg.norm(query)
-        distances = 1.0 - (embeddings @ query) / np.maximum(norms, 1e-12)
-    else:
-        raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
-    k = min(k, len(distances))
-    closest = np.argpartition(distances, k - 1)[:k] if k else np.array([], dtype=np.int64)
-    order = closest[np.lexsort((closest, distances[closest]))]  # ties: lower row first
-    return order, distances[order]
-
-
 def similar(
-    output_dir: str, query: str, k: int = 10, modality: str | None = None, metric: str = "euclidean"
+    output_dir: str,
+    query: str,
+    k: int = 10,
+    modality: str | None = None,
+    metric: str = "euclidean",
+    use_index: str = "auto",
 ) -> list[Neighbour]:
-    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file)."""
+    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file).
+
+    Large tables are searched through an HNSW index kept beside the table
+    (`use_index`: auto, always, never; see pipeline/neighbours.py).
+    """
     table = load_table(output_dir, modality)
     query_row = _row_of(table, query)
     if query_row is not None:
         vector = table.embeddings[query_row]
     else:
         vector = _embed_file(output_dir, table, query)
-    order, distances = nearest(table.embeddings, vector, k + (query_row is not None), metric)
+    order, distances = search(
+        table.embeddings,
+        vector,
+        k + (query_row is not None),
+        metric,
+        index_path(output_dir, table, metric),
+        use_index,
+    )
     neighbours = [
         Neighbour(table.ids[i], table.uris[i], table.labels[i], float(d))
         for i, d in zip(order, distances, strict=True)
@@ -120,11 +73,8 @@ def format_neighbours(neighbours: list[Neighbour]) -> str:
 
 
 def _row_of(table: EmbeddingTable, query: str) -> int | None:
-    for column in (table.ids, table.uris):
-        if query in column:
-            return column.index(query)
-    absolute = os.path.abspath(query)
-    return table.uris.index(absolute) if absolute in table.uris else None
+    row = table.row_of(query)
+    return row if row is not None else table.row_of(os.path.abspath(query))
 
 
 def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray:
@@ -132,8 +82,7 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
     if not os.path.isfile(path):
         raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
     modality = modality_for_uri(path)
-    with open(posixpath.join(output_dir, MANIFEST)) as handle:
-        model_dirs = json.load(handle)["options"]["models"]
+    model_dirs = read_manifest(output_dir)["options"]["models"]
     if modality not in model_dirs:
         raise UserError(
             f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
@@ -154,6 +103,8 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
         except InvalidInput as error:
             raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
     import tensorflow as tf
+
+    from pipeline.encoder import embed_rows
 
     model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
     return embed_rows(model.signatures["embed"], SparseRows.stack([features]))[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 from typing import Any
 
@@ -10,16 +9,13 @@ import numpy as np
 import pyarrow.dataset as ds
 
 from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
+from pipeline.table import embeddings_dataset, read_manifest
 from transforms.schemas import vectors
-from transforms.write_embeddings import MANIFEST, SUCCESS
 
 
 def summarize(output_dir: str) -> dict[str, Any]:
     """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have labels."""
-    if not posixpath.exists(posixpath.join(output_dir, SUCCESS)):
-        raise ValueError(f"{output_dir} holds no committed table (no {SUCCESS})")
-    with open(posixpath.join(output_dir, MANIFEST)) as handle:
-        manifest = json.load(handle)
+    manifest = read_manifest(output_dir)
     summary = {
         "output": posixpath.abspath(output_dir),
         "rows": manifest["rows_written"],
@@ -27,9 +23,7 @@ def summarize(output_dir: str) -> dict[str, Any]:
         "wall_time_s": manifest["wall_time_s"],
         "items_per_s": round(manifest["inputs_seen"] / max(manifest["wall_time_s"], 1e-9), 1),
     }
-    dataset = ds.dataset(
-        posixpath.join(output_dir, "embeddings"), format="parquet", partitioning="hive"
-    )
+    dataset = embeddings_dataset(output_dir)
     for modality, model in sorted(manifest["models"].items()):
         summary[modality] = {
             "rows": model["rows"],

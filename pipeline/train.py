@@ -14,13 +14,15 @@ tf-idf weights, which the embed job re-applies from `transform_fn/`.
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import apache_beam as beam
@@ -37,7 +39,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from pipeline import encoder as encoder_lib
 from pipeline import model_dir as model_dir_lib
-from pipeline.jobs import check_output_dir, input_source
+from pipeline.jobs import check_output_dir, input_source, progress_spec
 from pipeline.options import JobOptions, TrainOptions, UserError
 from pipeline.quality import cluster_purity, knn_accuracy
 from transforms.centroids import write_centroids
@@ -135,7 +137,9 @@ def build_train_pipeline(
     options = options.view_as(TrainOptions)
     with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
         refs = pipeline | "ListInputs" >> ListInputs(source)
-        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
+        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(
+            job.max_input_bytes, progress_spec("train", source, options, work_dir)
+        )
         featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
             {options.modality: featurizer_settings(options)}
         )
@@ -242,30 +246,57 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
     started = time.time()
     job = options.view_as(JobOptions)
     check_output_dir(job.output, model_dir_lib.MODEL_JSON, job.overwrite)
-    source = input_source(job)
-    run_id = f"{int(started)}-{os.getpid()}"
+    with analyzed(options, f"{job.output.rstrip('/')}.partial") as (work_dir, model_dir):
+        info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
+        if FileSystems.exists(job.output):
+            FileSystems.delete([job.output])
+        move_files(list_files(model_dir), model_dir, job.output)
+    return info
+
+
+@contextlib.contextmanager
+def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[str, str]]:
+    """Runs the Beam half of training; yields (work dir, model dir) and removes both after.
+
+    The work dir (transformed rows) is under --temp_location if given, else a
+    local temporary folder; the model dir (transform_fn, dead letters) is
+    `model_dir_prefix` plus a run id.
+    """
+    source = input_source(options.view_as(JobOptions))
+    run_id = f"{int(time.time())}-{os.getpid()}"
     temp_location = options.view_as(GoogleCloudOptions).temp_location
     work_dir = (
         posixpath.join(temp_location, f"embedbeam-train-{run_id}")
         if temp_location
         else tempfile.mkdtemp(prefix="embedbeam-train-")
     )
-    model_dir = f"{job.output.rstrip('/')}.partial-{run_id}"
+    model_dir = f"{model_dir_prefix}-{run_id}"
     try:
         build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
-        info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
-        if FileSystems.exists(job.output):
-            FileSystems.delete([job.output])
-        move_files(list_files(model_dir), model_dir, job.output)
+        yield work_dir, model_dir
     finally:
         FileSystems.delete([path for path in (work_dir, model_dir) if FileSystems.exists(path)])
-    return info
 
 
-def _fit_and_export(
-    options: TrainOptions, work_dir: str, model_dir: str, started: float
-) -> model_dir_lib.ModelInfo:
-    """The launcher half of training: fit, cluster, measure, write the model files."""
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The analyzed training rows, their labels and the split, ready to fit at any width."""
+
+    rows: SparseRows
+    label_ids: np.ndarray
+    labels: list[str]
+    num_ids: int
+    fit_index: np.ndarray
+    validation_index: np.ndarray
+
+    def validation(self) -> tuple[SparseRows, np.ndarray] | None:
+        if not self.validation_index.size:
+            return None
+        return self.rows.take(self.validation_index), self.label_ids[self.validation_index]
+
+
+def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> TrainingData:
+    """What the Beam half left in `work_dir` and `model_dir`, split by content hash."""
     table = read_transformed(work_dir)
     if table.num_rows == 0:
         reasons = _dead_letter_reasons(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
@@ -279,35 +310,76 @@ def _fit_and_export(
         num_ids = len(vocabulary) + options.oov_buckets
     else:
         num_ids = vocabulary_size(options.modality, featurizer_settings(options))
-    dim = options.embedding_dim or auto_embedding_dim(num_ids)
+    held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
+    return TrainingData(
+        rows=rows_of(table),
+        label_ids=table.column("label_id").to_numpy(),
+        labels=labels,
+        num_ids=num_ids,
+        fit_index=np.flatnonzero(~held_out),
+        validation_index=np.flatnonzero(held_out),
+    )
+
+
+def fit_at_width(
+    data: TrainingData, dim: int, config: encoder_lib.TrainingConfig
+) -> encoder_lib.SparseEncoder:
+    return encoder_lib.fit_encoder(
+        data.rows.take(data.fit_index),
+        data.label_ids[data.fit_index],
+        data.num_ids,
+        dim,
+        len(data.labels),
+        config,
+        data.validation(),
+    )
+
+
+def validation_metrics(
+    data: TrainingData, predicted: np.ndarray, embeddings: np.ndarray
+) -> dict[str, float]:
+    """Held-out label accuracy, and 5-NN accuracy of held-out embeddings among the fitted ones."""
+    fit, held_out = data.fit_index, data.validation_index
+    if not held_out.size:
+        return {}
+    return {
+        "validation_accuracy": float(np.mean(predicted[held_out] == data.label_ids[held_out])),
+        "validation_knn5_accuracy": knn_accuracy(
+            embeddings[fit], data.label_ids[fit], embeddings[held_out], data.label_ids[held_out]
+        ),
+    }
+
+
+def _fit_and_export(
+    options: TrainOptions, work_dir: str, model_dir: str, started: float
+) -> model_dir_lib.ModelInfo:
+    """The launcher half of training: fit, cluster, measure, write the model files."""
+    data = load_training_data(options, work_dir, model_dir)
+    dim = options.embedding_dim or auto_embedding_dim(data.num_ids)
     _LOG.info(
         "embedding width d=%d (%s; %d possible feature ids)",
         dim,
         "given" if options.embedding_dim else "auto: round(ids ** 0.25)",
-        num_ids,
+        data.num_ids,
     )
-    rows = rows_of(table)
-    label_ids = table.column("label_id").to_numpy()
-    held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
-    fit_index, validation_index = np.flatnonzero(~held_out), np.flatnonzero(held_out)
     config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
-    validation = (
-        (rows.take(validation_index), label_ids[validation_index])
-        if validation_index.size
-        else None
-    )
-    encoder = encoder_lib.fit_encoder(
-        rows.take(fit_index), label_ids[fit_index], num_ids, dim, len(labels), config, validation
-    )
+    encoder = fit_at_width(data, dim, config)
 
-    embeddings = encoder_lib.embed_rows(encoder.embed, rows)
-    num_clusters = options.clusters or len(labels)
+    embeddings = encoder_lib.embed_rows(encoder.embed, data.rows)
+    fit_index = data.fit_index
+    num_clusters = options.clusters or len(data.labels)
     if fit_index.size < num_clusters:
         raise UserError(f"{fit_index.size} training rows cannot make {num_clusters} clusters")
     kmeans = KMeans(n_clusters=num_clusters, n_init=10, random_state=options.seed).fit(
         embeddings[fit_index]
     )
-    metrics = _metrics(encoder, rows, label_ids, embeddings, kmeans, fit_index, validation_index)
+    predicted = encoder_lib.predict_labels(encoder, data.rows)
+    metrics = {
+        "train_accuracy": float(np.mean(predicted[fit_index] == data.label_ids[fit_index])),
+        "cluster_purity_train": cluster_purity(kmeans.labels_, data.label_ids[fit_index]),
+        **validation_metrics(data, predicted, embeddings),
+    }
+    metrics = {key: round(value, 4) for key, value in metrics.items()}
     metrics["wall_time_s"] = round(time.time() - started, 1)
 
     encoder_lib.save_encoder(encoder, model_dir)
@@ -319,8 +391,8 @@ def _fit_and_export(
     info = model_dir_lib.ModelInfo(
         modality=options.modality,
         embedding_dim=dim,
-        vocabulary_size=num_ids,
-        labels=labels,
+        vocabulary_size=data.num_ids,
+        labels=data.labels,
         featurizer=featurizer_settings(options),
         num_clusters=num_clusters,
         metrics=metrics,
@@ -334,7 +406,7 @@ def _fit_and_export(
             "seed": config.seed,
             "embedding_layer": "bottleneck",
             "examples_fit": int(fit_index.size),
-            "examples_validation": int(validation_index.size),
+            "examples_validation": int(data.validation_index.size),
         },
         model_version=model_dir_lib.content_hash(model_dir),
     )
@@ -350,22 +422,3 @@ def _dead_letter_reasons(prefix: str) -> dict[str, int]:
                 pq.read_table(pa.BufferReader(handle.read())).column("error").to_pylist()
             )
     return dict(reasons)
-
-
-def _metrics(encoder, rows, label_ids, embeddings, kmeans, fit_index, validation_index) -> dict:
-    predicted = encoder_lib.predict_labels(encoder, rows)
-    metrics = {
-        "train_accuracy": float(np.mean(predicted[fit_index] == label_ids[fit_index])),
-        "cluster_purity_train": cluster_purity(kmeans.labels_, label_ids[fit_index]),
-    }
-    if validation_index.size:
-        metrics["validation_accuracy"] = float(
-            np.mean(predicted[validation_index] == label_ids[validation_index])
-        )
-        metrics["validation_knn5_accuracy"] = knn_accuracy(
-            embeddings[fit_index],
-            label_ids[fit_index],
-            embeddings[validation_index],
-            label_ids[validation_index],
-        )
-    return {key: round(value, 4) for key, value in metrics.items()}

@@ -69,6 +69,15 @@ def trained_model(tmp_path_factory, digit_folders) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def digits_table(tmp_path_factory, trained_model, digit_folders) -> pathlib.Path:
+    """A committed output: the 1,000 test digits embedded by the real CLI. Read it, don't change it."""
+    out = tmp_path_factory.mktemp("tables") / "digits"
+    flags = ["--model", str(trained_model), "--input", f"{digit_folders}/test/*/*.png"]
+    assert cli.main(["embed", *flags, "--output", str(out)]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
 def seven_png(digits) -> bytes:
     """One real handwritten 7 as PNG bytes."""
     images, labels = digits

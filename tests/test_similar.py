@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline import cli
-from pipeline.similar import load_table, nearest, similar
+from pipeline.neighbours import nearest, search
+from pipeline.similar import similar
+from pipeline.table import load_table
 
 pytestmark = pytest.mark.slow
 
@@ -24,42 +26,22 @@ def test_nearest_orders_by_euclidean_or_cosine_distance():
     assert cosine_order.tolist() == [0, 2]
 
 
-@pytest.fixture(scope="module")
-def table_dir(tmp_path_factory, trained_model, digit_folders):
-    out = tmp_path_factory.mktemp("similar") / "out"
-    assert (
-        cli.main(
-            [
-                "embed",
-                "--model",
-                str(trained_model),
-                "--input",
-                f"{digit_folders}/test/*/*.png",
-                "--output",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    return out
-
-
-def test_neighbours_of_an_item_are_mostly_its_own_digit(table_dir):
-    table = load_table(str(table_dir))
+def test_neighbours_of_an_item_are_mostly_its_own_digit(digits_table):
+    table = load_table(str(digits_table))
     query = table.ids[table.labels.index("4")]
 
-    neighbours = similar(str(table_dir), query, k=10)
+    neighbours = similar(str(digits_table), query, k=10)
 
     assert len(neighbours) == 10 and query not in [n.id for n in neighbours]
     assert [n.distance for n in neighbours] == sorted(n.distance for n in neighbours)
     assert sum(n.label == "4" for n in neighbours) >= 7
 
 
-def test_a_raw_file_is_embedded_with_the_tables_model(table_dir, digit_folders, capsys):
+def test_a_raw_file_is_embedded_with_the_tables_model(digits_table, digit_folders, capsys):
     training_seven = sorted((digit_folders / "train" / "7").glob("*.png"))[0]
 
     status = cli.main(
-        ["similar", "--embeddings", str(table_dir), "--query", str(training_seven), "-k", "5"]
+        ["similar", "--embeddings", str(digits_table), "--query", str(training_seven), "-k", "5"]
     )
 
     lines = capsys.readouterr().out.strip().splitlines()
@@ -75,12 +57,41 @@ def test_a_raw_file_is_embedded_with_the_tables_model(table_dir, digit_folders, 
     ],
     ids=["uncommitted", "unknown-id"],
 )
-def test_mistakes_get_one_line(table_dir, tmp_path, capsys, break_it, message):
+def test_mistakes_get_one_line(digits_table, tmp_path, capsys, break_it, message):
     copy = tmp_path / "copy"
-    shutil.copytree(table_dir, copy)
+    shutil.copytree(digits_table, copy)
     break_it(copy)
 
     status = cli.main(["similar", "--embeddings", str(copy), "--query", "no-such-id"])
 
     error = capsys.readouterr().err.strip()
     assert status == 2 and "\n" not in error and message in error
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_the_index_finds_what_exact_search_finds(digits_table, tmp_path, metric):
+    table = load_table(str(digits_table))
+    index_file = tmp_path / "index.faiss"
+
+    for query in table.embeddings[:50]:
+        exact = nearest(table.embeddings, query, 10, metric)
+        indexed = search(table.embeddings, query, 10, metric, str(index_file), use_index="always")
+        np.testing.assert_array_equal(indexed[0], exact[0])
+        np.testing.assert_allclose(indexed[1], exact[1], atol=1e-6)  # float32 rounding
+    assert index_file.exists()  # built by the first query, read by the others
+
+
+def test_the_cli_keeps_the_index_beside_the_table(digits_table, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(digits_table, copy)
+    query = load_table(str(copy)).ids[0]
+
+    outputs = []
+    for use_index in ("never", "always", "always"):
+        flags = ["--embeddings", str(copy), "--query", query, "--index", use_index]
+        assert cli.main(["similar", *flags]) == 0
+        outputs.append(capsys.readouterr().out)
+
+    assert outputs[0] == outputs[1] == outputs[2]
+    [index_file] = (copy / "_index" / "modality=image").glob("euclidean-*.faiss")
+    assert index_file.name == f"euclidean-{load_table(str(copy)).run_id}.faiss"

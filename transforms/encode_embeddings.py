@@ -23,7 +23,6 @@ from apache_beam.ml.inference.base import (
 )
 
 from transforms.dead_letters import to_dead_letter
-from transforms.progress import ProgressLog
 from transforms.records import EmbeddedInput, FeaturizedInput, InputRef
 from transforms.sparse import SparseFeatures, SparseRows
 
@@ -93,15 +92,10 @@ class EncodeEmbeddings(beam.PTransform):
 class _ToEmbeddedInput(beam.DoFn):
     def __init__(self) -> None:
         self._embedded = Metrics.counter("embedbeam", "inputs_embedded")
-        self._progress: ProgressLog | None = None
-
-    def setup(self) -> None:
-        self._progress = ProgressLog("embedded")
 
     def process(self, keyed: tuple[InputRef, PredictionResult]) -> Iterator[EmbeddedInput]:
         ref, result = keyed
         self._embedded.inc()
-        self._progress.add()
         yield EmbeddedInput(ref=ref, nnz=result.example.nnz, embedding=np.asarray(result.inference))
 
 

@@ -229,6 +229,12 @@ def manifest_columns(path: str) -> list[str]:
     return [] if first is None else first.schema.names
 
 
+def manifest_row_count(path: str) -> int:
+    """Rows of a manifest (each one input), for progress with an ETA."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return sum(batch.num_rows for batch in _manifest_batches(path, handle))
+
+
 def manifest_format(path: str) -> str:
     extension = posixpath.splitext(path)[1].lower().lstrip(".")
     if extension not in MANIFEST_FORMATS:

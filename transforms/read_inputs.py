@@ -12,6 +12,7 @@ from apache_beam.metrics import Metrics
 
 from transforms.dead_letters import tagged_dead_letter
 from transforms.modalities import MODALITIES
+from transforms.progress import Progress, ProgressSpec
 from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
@@ -21,27 +22,43 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
 class ReadInputs(beam.PTransform):
-    """PCollection[InputRef] -> (PCollection[RawInput], PCollection[DeadLetter])."""
+    """PCollection[InputRef] -> (PCollection[RawInput], PCollection[DeadLetter]).
 
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    Every input passes here exactly once, read or not, so this is where the
+    job's progress (`progress`) is counted.
+    """
+
+    def __init__(
+        self, max_bytes: int = DEFAULT_MAX_BYTES, progress: ProgressSpec | None = None
+    ) -> None:
         super().__init__()
         self._max_bytes = max_bytes
+        self._progress = progress
 
     def expand(self, refs: beam.PCollection[InputRef]):
-        results = refs | "ReadInputBytes" >> beam.ParDo(_ReadBytes(self._max_bytes)).with_outputs(
+        read = _ReadBytes(self._max_bytes, self._progress)
+        results = refs | "ReadInputBytes" >> beam.ParDo(read).with_outputs(
             DEAD_LETTER_TAG, main="raw"
         )
         return results.raw, results[DEAD_LETTER_TAG]
 
 
 class _ReadBytes(beam.DoFn):
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, progress: ProgressSpec | None) -> None:
         self._max_bytes = max_bytes
+        self._progress_spec = progress
+        self._progress: Progress | None = None
         self._inputs_seen = Metrics.counter("embedbeam", "inputs_seen")
         self._inputs_read = Metrics.counter("embedbeam", "inputs_read")
 
+    def setup(self) -> None:
+        if self._progress_spec is not None:
+            self._progress = self._progress_spec.tracker()
+
     def process(self, ref: InputRef) -> Iterator[RawInput | beam.pvalue.TaggedOutput]:
         self._inputs_seen.inc()
+        if self._progress is not None:
+            self._progress.add()
         if ref.problem is not None:
             yield tagged_dead_letter(LIST_STAGE, ref.uri, InvalidInput(*ref.problem))
             return

@@ -41,7 +41,8 @@ SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 EMBEDDINGS = "embeddings"
-TABLE_DIRS = (EMBEDDINGS, "dead_letter", "centroids")
+INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
+TABLE_DIRS = (EMBEDDINGS, "dead_letter", "centroids", INDEX_DIR)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,7 +40,7 @@ def featurize_image(
     Raises InvalidInput with reason `undecodable_image`, `image_too_large` or
     `no_active_features` (a blank image carries nothing to embed).
     """
-    pixels = _to_ink_on_dark(_decode(data, max_pixels), grid)
+    pixels = ink_grid(data, grid, max_pixels)
     ids = np.flatnonzero(pixels > threshold)
     if ids.size == 0:
         raise InvalidInput(
@@ -94,3 +94,10 @@ def _border_mean(gray: np.ndarray) -> float:
     """Mean of the outermost rows and columns: the background's shade (0..255)."""
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     return float(border.mean())
+
+
+def ink_grid(
+    data: bytes, grid: int = DEFAULT_GRID, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """The `grid` x `grid` raster in [0, 1] that features are read from: what the model sees."""
+    return _to_ink_on_dark(_decode(data, max_pixels), grid)
