@@ -103,9 +103,10 @@ def build_embed_pipeline(
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source)
     to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
-    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(
-        job.max_input_bytes, progress_spec("embed", source, options, run_id)
-    )
+    progress = progress_spec("embed", source, options, run_id)
+    if options.resume:  # skipped inputs never reach reading: no total, no ETA
+        progress = dataclasses.replace(progress, total=None)
+    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(job.max_input_bytes, progress)
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},

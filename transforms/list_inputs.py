@@ -232,7 +232,9 @@ def manifest_columns(path: str) -> list[str]:
 def manifest_row_count(path: str) -> int:
     """Rows of a manifest (each one input), for progress with an ETA."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return sum(batch.num_rows for batch in _manifest_batches(path, handle))
+        if manifest_format(path) == "parquet":
+            return pq.ParquetFile(handle).metadata.num_rows
+        return sum(1 for _ in _manifest_rows(path, handle))
 
 
 def manifest_format(path: str) -> str:
