@@ -120,14 +120,10 @@ def _list_inputs(source: str) -> list:
     """InputRefs of a glob or a manifest, as ListInputs makes them (no Beam)."""
     from apache_beam.io.filesystems import FileSystems
 
-    from transforms.list_inputs import (
-        read_manifest_rows,
-        ref_from_file_metadata,
-        ref_from_manifest_row,
-    )
+    from transforms.list_inputs import ref_from_file_metadata, refs_from_manifest
 
     if _is_manifest(source):
-        return [ref_from_manifest_row(row, source) for row in read_manifest_rows(source)]
+        return list(refs_from_manifest(source))
     matched = FileSystems.match([source])[0].metadata_list
     return sorted(
         (ref_from_file_metadata(metadata, labels_from_folder=True) for metadata in matched),

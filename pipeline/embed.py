@@ -1,7 +1,7 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputs -> ReadInputs -> Featurize -> EncodeEmbeddings -> AssignClusters
-        -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
+    ListInputs -> SkipKnownIds (--resume) -> ReadInputs -> Featurize -> EncodeEmbeddings
+        -> AssignClusters -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
 refuses to commit unless inputs seen = rows + dead letters.
@@ -21,6 +21,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from pipeline.jobs import check_output_dir, input_source, progress_spec
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
 from pipeline.options import EmbedOptions, JobOptions, UserError
+from pipeline.resume import plan_resume
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
@@ -28,7 +29,14 @@ from transforms.featurize import Featurize
 from transforms.files import absolute
 from transforms.list_inputs import ListInputs
 from transforms.read_inputs import ReadInputs
-from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbeddings
+from transforms.skip_known_ids import SkipKnownIds
+from transforms.write_embeddings import (
+    SUCCESS,
+    OutputModel,
+    ResumePlan,
+    RunInfo,
+    WriteEmbeddings,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,19 +85,28 @@ def build_embed_pipeline(
     no model become dead letters.
     """
     job = options.view_as(JobOptions)
-    check_output_dir(job.output, SUCCESS, job.overwrite)
-    source = input_source(job)
     options = options.view_as(EmbedOptions)
+    if options.resume and job.overwrite:
+        raise UserError("--resume keeps what OUT holds and --overwrite replaces it: pick one")
+    check_output_dir(job.output, SUCCESS, job.overwrite or options.resume)
+    source = input_source(job)
     models = resolve_models(options.model)
     if options.min_batch_size > options.max_batch_size:
         raise UserError("--min-batch-size must not exceed --max-batch-size")
+    resume = (
+        plan_resume(job.output, {m: model.info.model_version for m, model in models.items()})
+        if options.resume
+        else ResumePlan()
+    )
 
     run_id = _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source)
-    raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(
-        job.max_input_bytes, progress_spec("embed", source, options, run_id)
-    )
+    to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
+    progress = progress_spec("embed", source, options, run_id)
+    if options.resume:  # skipped inputs never reach reading: no total, no ETA
+        progress = dataclasses.replace(progress, total=None)
+    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(job.max_input_bytes, progress)
     featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
@@ -119,10 +136,13 @@ def build_embed_pipeline(
         "rows": rows | "FlattenRows" >> beam.Flatten(),
         "dead_letters": dead_letters,
         "inputs": refs,
+        "skipped": skipped,
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
         RunInfo(run_id=run_id, started_at=time.time(), options=_job_flags(job, options, models)),
+        resume,
+        options.rows_per_shard,
     )
     return pipeline
 
@@ -145,5 +165,6 @@ def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRe
         "max_input_bytes": job.max_input_bytes,
         "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
+        "resume": options.resume,
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",
     }

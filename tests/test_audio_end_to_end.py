@@ -21,17 +21,6 @@ FREEDESKTOP_SOUNDS = pathlib.Path("/usr/share/sounds/freedesktop/stereo")
 
 
 @pytest.fixture(scope="module")
-def audio_model(tmp_path_factory, spoken_digit_folders) -> pathlib.Path:
-    model = tmp_path_factory.mktemp("audio_model") / "model"
-    status = cli.main(
-        ["train", "--modality", "audio", "--input", f"{spoken_digit_folders}/train/*/*.wav",
-         "--output", str(model)]
-    )  # fmt: skip
-    assert status == 0
-    return model
-
-
-@pytest.fixture(scope="module")
 def audio_run(tmp_path_factory, audio_model, spoken_digit_folders) -> pathlib.Path:
     inputs = tmp_path_factory.mktemp("audio_inputs")
     shutil.copytree(spoken_digit_folders / "test", inputs, dirs_exist_ok=True)

@@ -194,3 +194,97 @@ def test_each_jsonl_line_is_an_input_and_bad_lines_are_dead_letters(tmp_path):
             equal_to([("4", "bad_jsonl_line"), ("5", "bad_jsonl_line")]),
             label="bad lines",
         )
+
+
+def test_the_first_row_of_an_id_wins_and_later_rows_are_dead_letters(image_folder):
+    manifest = image_folder / "manifest.csv"
+    manifest.write_text(
+        "uri,id,label\n7/a.png,x,first\nblank/b.png,x,second\nblank/b.png,y,\n7/a.png,x,third\n"
+    )
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+        raw, dead_letters = refs | ReadInputs()
+
+        assert_that(
+            raw | beam.Map(lambda item: (item.ref.id, item.ref.label)),
+            equal_to([("x", "first"), ("y", None)]),
+            label="first rows",
+        )
+        assert_that(
+            dead_letters
+            | beam.Map(
+                lambda letter: (
+                    letter.uri.rsplit("/", 1)[-1],
+                    letter.stage,
+                    letter.error,
+                    "row 1" in letter.message,
+                )
+            ),
+            equal_to(
+                [("b.png", "list", "duplicate_id", True), ("a.png", "list", "duplicate_id", True)]
+            ),
+            label="later rows",
+        )
+
+
+def test_manifest_rows_that_do_not_parse_or_carry_bad_ids_are_dead_letters(image_folder):
+    manifest = image_folder / "manifest.jsonl"
+    manifest.write_text(
+        json.dumps({"uri": "7/a.png", "id": 7.0, "label": float("nan")}) + "\n\n"
+        + "{not json\n"
+        + "[1, 2]\n"
+        + json.dumps({"uri": "7/a.png", "id": ["a", "list"]}) + "\n"
+        + json.dumps({"uri": "blank/b.png", "id": float("nan")}) + "\n"
+        + json.dumps({"id": "pkg", "ids": [float("nan"), None, "libc6"]}) + "\n"
+    )  # fmt: skip
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+        raw, dead_letters = refs | ReadInputs()
+
+        assert_that(
+            raw | beam.Map(lambda item: (item.ref.id, item.ref.label, item.data[:6])),
+            equal_to(
+                [
+                    ("7", None, (image_folder / "7" / "a.png").read_bytes()[:6]),
+                    (
+                        id_for_uri(str(image_folder / "blank" / "b.png")),
+                        None,
+                        (image_folder / "blank" / "b.png").read_bytes()[:6],
+                    ),
+                    ("pkg", None, b"libc6"),
+                ]
+            ),  # fmt: skip
+            label="rows",
+        )
+        assert_that(
+            dead_letters | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.error)),
+            equal_to(
+                [
+                    ("manifest.jsonl#row=3", "bad_manifest_row"),
+                    ("manifest.jsonl#row=4", "bad_manifest_row"),
+                    ("a.png", "bad_id"),
+                ]
+            ),
+            label="dead letters",
+        )
+
+
+def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_folder):
+    manifest = image_folder / "manifest.csv"
+    manifest.write_text("uri,id\n7/a.png,a\n7/a.png,b,extra\nblank/b.png,c\n")
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+
+        assert_that(
+            refs | beam.Map(lambda ref: (ref.id, ref.problem and ref.problem[0])),
+            equal_to(
+                [
+                    ("a", None),
+                    ("c", None),
+                    (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
+                ]
+            ),
+        )

@@ -19,17 +19,6 @@ from pipeline.wordnet_glosses import TEN_NOUN_CLASSES
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def text_model(tmp_path_factory, wordnet_folders) -> pathlib.Path:
-    model = tmp_path_factory.mktemp("text_model") / "model"
-    status = cli.main(
-        ["train", "--modality", "text", "--input", f"{wordnet_folders}/train/*/*.txt",
-         "--output", str(model)]
-    )  # fmt: skip
-    assert status == 0
-    return model
-
-
 def _embed(model: pathlib.Path, pattern: str, out: pathlib.Path) -> ds.Dataset:
     assert cli.main(["embed", "--model", str(model), "--input", pattern, "--output", str(out)]) == 0
     return ds.dataset(out / "embeddings", partitioning="hive")

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.files import read_parquet
 from transforms.schemas import centroids_schema, vectors
 
 
@@ -33,6 +34,5 @@ def write_centroids(path: str, centroids: np.ndarray, sizes: np.ndarray) -> None
 
 def read_centroids(path: str) -> np.ndarray:
     """Centroids as a float32 [k, d] array, row i being cluster i."""
-    with FileSystems.open(path) as handle:
-        table = pq.read_table(io.BytesIO(handle.read()))
+    table = read_parquet(path)
     return vectors(table.sort_by("cluster_id").column("centroid")).astype(np.float32)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Sequence
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 
@@ -29,3 +33,9 @@ def move_files(paths: list[str], source_root: str, target_root: str) -> list[str
             FileSystems.mkdirs(directory)
     FileSystems.rename(paths, targets)
     return targets
+
+
+def read_parquet(path: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """One Parquet file (or some of its columns), read through FileSystems."""
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+        return pq.read_table(pa.BufferReader(handle.read()), columns=columns)

@@ -7,7 +7,10 @@ before anything can fail: inputs seen = rows written + dead letters.
 from __future__ import annotations
 
 import dataclasses
+import io
+import itertools
 import json
+import math
 import posixpath
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -15,7 +18,6 @@ from typing import Any
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.csv
-import pyarrow.json
 import pyarrow.parquet as pq
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata
@@ -50,7 +52,12 @@ class InputSource:
 
 
 class ListInputs(beam.PTransform):
-    """PBegin -> PCollection[InputRef], reshuffled so reading spreads over workers."""
+    """PBegin -> PCollection[InputRef], reshuffled so reading spreads over workers.
+
+    Refs that listing already knows are broken (a bad .jsonl line, a manifest
+    row with an id used before) carry a `problem`; ReadInputs dead-letters them
+    with stage `list`.
+    """
 
     def __init__(self, source: InputSource) -> None:
         super().__init__()
@@ -70,8 +77,7 @@ class ListInputs(beam.PTransform):
             refs = (
                 pbegin
                 | "CreateManifestPath" >> beam.Create([source.manifest])
-                | "ReadManifestRows" >> beam.FlatMap(read_manifest_rows)
-                | "RefFromManifestRow" >> beam.Map(ref_from_manifest_row, manifest=source.manifest)
+                | "RefsFromManifestRows" >> beam.FlatMap(refs_from_manifest)
             )
         return refs | "SpreadInputs" >> beam.Reshuffle()
 
@@ -121,18 +127,58 @@ def expand_jsonl(ref: InputRef, text_field: str) -> Iterator[InputRef]:
         yield dataclasses.replace(line_ref, label=label or ref.label, inline=text.encode("utf-8"))
 
 
+def refs_from_manifest(manifest: str) -> Iterator[InputRef]:
+    """Every row of a manifest as an InputRef, in manifest order.
+
+    Ids are unique in the output: the first row of an id wins; a later row
+    with the same id is still an input, marked `duplicate_id`, so it ends as a
+    dead letter and inputs seen = rows + dead letters still holds. A row that
+    cannot be parsed, or whose `id` is not a string or integer, is marked too.
+    """
+    first_row_of: dict[str, int] = {}
+    for number, row in read_manifest_rows(manifest):
+        if isinstance(row, ManifestRowError):
+            uri = f"{absolute(manifest)}#row={number}"
+            yield InputRef(
+                id=id_for_uri(uri), uri=uri, label=None, modality=None,
+                problem=("bad_manifest_row", row.message),
+            )  # fmt: skip
+            continue
+        ref = ref_from_manifest_row(row, manifest)
+        if ref.problem is not None:
+            yield ref
+        elif ref.id in first_row_of:
+            yield dataclasses.replace(
+                ref,
+                inline=None,
+                problem=(
+                    "duplicate_id",
+                    f"id {ref.id!r} is already used by row {first_row_of[ref.id]} of the "
+                    "manifest; the first row of an id wins",
+                ),
+            )
+        else:
+            first_row_of[ref.id] = number
+            yield ref
+
+
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
     """A manifest row as an InputRef; relative uris are relative to the manifest.
 
     A row with inline `text` (a string) or `ids` (a list of strings) carries
     its input: its modality is `text` or `ids` and its uri, when it has none,
-    is the manifest's with the row id as fragment.
+    is the manifest's with the row id as fragment. Missing values (null, NaN)
+    are absent; an `id` that is not a string or an integer marks the row `bad_id`.
     """
     uri = _clean(row.get("uri")) or ""
     if uri and "://" not in uri and not posixpath.isabs(uri):
         uri = absolute(posixpath.join(posixpath.dirname(manifest), uri))
     inline, inline_modality = _inline_content(row)
-    row_id = _clean(row.get("id"))
+    try:
+        row_id = _clean_id(row.get("id"))
+        problem = None
+    except TypeError as error:
+        row_id, problem = None, ("bad_id", str(error))
     if inline is not None and not uri:
         uri = f"{absolute(manifest)}#{row_id or id_for_uri(inline.decode('utf-8', 'replace'))}"
     return InputRef(
@@ -140,7 +186,8 @@ def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
         uri=uri,
         label=_clean(row.get("label")),
         modality=_clean(row.get("modality")) or inline_modality or modality_for_uri(uri),
-        inline=inline,
+        inline=None if problem else inline,
+        problem=problem,
     )
 
 
@@ -148,30 +195,46 @@ def _inline_content(row: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
     if isinstance(row.get("text"), str):
         return row["text"].encode("utf-8"), "text"
     if isinstance(row.get("ids"), list | tuple):
-        return "\n".join(str(value) for value in row["ids"] if value is not None).encode(
-            "utf-8"
-        ), "ids"
+        values = (_clean(value) for value in row["ids"])
+        return "\n".join(value for value in values if value is not None).encode("utf-8"), "ids"
     return None, None
 
 
-def read_manifest_rows(path: str) -> Iterator[dict[str, Any]]:
-    """Rows of a CSV, JSONL or Parquet manifest, streamed in record batches."""
+@dataclasses.dataclass(frozen=True)
+class ManifestRowError:
+    """A manifest row that could not be parsed (bad JSON, wrong number of CSV fields)."""
+
+    message: str
+
+
+def read_manifest_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+    """(row number, row) of a CSV, JSONL or Parquet manifest, streamed in order.
+
+    Row numbers count from 1 over data rows (JSONL: over lines). A row that
+    cannot be parsed comes as a ManifestRowError instead of failing the file.
+    """
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        for batch in _manifest_batches(path, handle):
-            yield from batch.to_pylist()
+        yield from _manifest_rows(path, handle)
 
 
 def manifest_columns(path: str) -> list[str]:
-    """Column names of a manifest; used to fail fast on a manifest without `uri`."""
+    """Column names of a manifest (of its first rows); used to fail fast on one without `uri`."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        first = next(_manifest_batches(path, handle), None)
+        if manifest_format(path) in ("jsonl", "json"):
+            names: dict[str, None] = {}
+            for _, row in itertools.islice(_jsonl_rows(handle), _BATCH_ROWS):
+                names.update(dict.fromkeys(row if isinstance(row, dict) else ()))
+            return list(names)
+        first = next(_manifest_batches(path, handle, []), None)
     return [] if first is None else first.schema.names
 
 
 def manifest_row_count(path: str) -> int:
     """Rows of a manifest (each one input), for progress with an ETA."""
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-        return sum(batch.num_rows for batch in _manifest_batches(path, handle))
+        if manifest_format(path) == "parquet":
+            return pq.ParquetFile(handle).metadata.num_rows
+        return sum(1 for _ in _manifest_rows(path, handle))
 
 
 def manifest_format(path: str) -> str:
@@ -181,22 +244,82 @@ def manifest_format(path: str) -> str:
     return extension
 
 
-def _manifest_batches(path: str, handle) -> Iterator[pa.RecordBatch]:
-    fmt = manifest_format(path)
-    if fmt == "parquet":
-        yield from pq.ParquetFile(handle).iter_batches(batch_size=65536)
-    elif fmt == "csv":
-        # Every column as a string: ids such as "007" must keep their zeros.
-        names = pyarrow.csv.open_csv(handle).schema.names
-        handle.seek(0)
-        as_strings = pyarrow.csv.ConvertOptions(column_types={name: pa.string() for name in names})
-        yield from pyarrow.csv.open_csv(handle, convert_options=as_strings)
-    else:
-        yield from pyarrow.json.read_json(handle).to_batches()
+_BATCH_ROWS = 65536
+
+
+def _manifest_rows(path: str, handle) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+    if manifest_format(path) in ("jsonl", "json"):
+        yield from _jsonl_rows(handle)
+        return
+    number = 0
+    invalid: list[Any] = []
+    for batch in _manifest_batches(path, handle, invalid):
+        for row in batch.to_pylist():
+            number += 1
+            yield number, row
+        for bad in invalid:  # CSV rows with the wrong number of fields, skipped by the parser
+            number += 1
+            yield (
+                number,
+                ManifestRowError(
+                    f"line {bad.number}: {bad.actual_columns} fields, expected {bad.expected_columns}"
+                ),
+            )
+        invalid.clear()
+
+
+def _jsonl_rows(handle) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+    """One JSON object a line, parsed line by line so one bad line costs only itself."""
+    for number, line in enumerate(io.TextIOWrapper(handle, "utf-8", errors="replace"), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as error:
+            yield number, ManifestRowError(f"line {number}: {error}")
+            continue
+        if not isinstance(row, dict):
+            yield (
+                number,
+                ManifestRowError(f"line {number}: a {type(row).__name__}, not a JSON object"),
+            )
+            continue
+        yield number, row
+
+
+def _manifest_batches(path: str, handle, invalid: list) -> Iterator[pa.RecordBatch]:
+    """Parquet or CSV record batches; CSV rows the parser rejects are appended to `invalid`."""
+    if manifest_format(path) == "parquet":
+        yield from pq.ParquetFile(handle).iter_batches(batch_size=_BATCH_ROWS)
+        return
+
+    def skip_and_keep(row) -> str:
+        invalid.append(row)
+        return "skip"
+
+    parse = pyarrow.csv.ParseOptions(invalid_row_handler=skip_and_keep)
+    # Every column as a string: ids such as "007" must keep their zeros.
+    names = pyarrow.csv.open_csv(handle, parse_options=parse).schema.names
+    handle.seek(0)
+    invalid.clear()  # the header probe may have met (and will meet again) bad rows
+    as_strings = pyarrow.csv.ConvertOptions(column_types={name: pa.string() for name in names})
+    yield from pyarrow.csv.open_csv(handle, convert_options=as_strings, parse_options=parse)
+
+
+def _clean_id(value: Any) -> str | None:
+    """A manifest id as a string: strings and integers are ids; null and NaN are none."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # an integer id column with gaps is float in pandas
+    if isinstance(value, bool) or not isinstance(value, str | int | float | None):
+        raise TypeError(f"id {value!r} is a {type(value).__name__}, not a string or integer")
+    if isinstance(value, float) and not math.isnan(value):
+        raise TypeError(f"id {value!r} is not an integer")
+    return _clean(value)
 
 
 def _clean(value: Any) -> str | None:
-    if value is None:
+    """A manifest value as a stripped string; null, NaN and blank are None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     text = str(value).strip()
     return text or None

@@ -17,6 +17,7 @@ from transforms.records import DEAD_LETTER_TAG, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
 STAGE = "read"
+LIST_STAGE = "list"  # the stage of refs that listing marked broken (InputRef.problem)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 
 
@@ -58,6 +59,9 @@ class _ReadBytes(beam.DoFn):
         self._inputs_seen.inc()
         if self._progress is not None:
             self._progress.add()
+        if ref.problem is not None:
+            yield tagged_dead_letter(LIST_STAGE, ref.uri, InvalidInput(*ref.problem))
+            return
         try:
             data = read_bounded(ref, self._max_bytes)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
@@ -90,7 +94,7 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError as error:
         raise InvalidInput("missing_file", str(error)) from error
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a scheme no Beam filesystem serves
         raise InvalidInput("unreadable_file", f"{type(error).__name__}: {error}") from error
     if len(data) > max_bytes:
         modality = MODALITIES.get(ref.modality)

@@ -1,17 +1,21 @@
 """WriteEmbeddings: rows and dead letters -> a committed Parquet table, all or nothing.
 
 Everything is first written under `OUT/_staging/<run_id>/` (readers skip `_`
-folders). When every file is written, one commit step (a single-key
-GroupByKey, so no side inputs are needed) checks that inputs seen = rows +
-dead letters, moves the staged files into place, writes each modality's
-`centroids/modality=<m>/centroids.parquet` and `_manifest.json`, and writes
-`_SUCCESS` last. Until `_SUCCESS` exists
-the output is not a table: a failed run leaves none, and a repeated run
-replaces the old table only at its own commit.
+folders); embeddings as whole shards while the run goes (WriteParquetShards),
+so an interrupted run leaves finished shards that `embed --resume` reuses.
+When every file is written, one commit step (a single-key GroupByKey, so no
+side inputs are needed) checks that inputs seen = rows + dead letters (+ inputs
+skipped because a resumed run keeps their rows), moves the staged files into
+place, writes each modality's `centroids/modality=<m>/centroids.parquet` and
+`_manifest.json`, and writes `_SUCCESS` last. Until `_SUCCESS` exists the
+output is not a table: a failed run leaves none, a repeated run replaces the
+old table only at its own commit, and a resumed run adds its rows to the kept
+ones at its commit.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import logging
@@ -29,14 +33,16 @@ from transforms.files import move_files
 from transforms.records import EmbeddingRow
 from transforms.schemas import embeddings_schema
 from transforms.write_dead_letters import WriteDeadLetters
+from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
 
 SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
+EMBEDDINGS = "embeddings"
 INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
-TABLE_DIRS = ("embeddings", "dead_letter", "centroids", INDEX_DIR)
+TABLE_DIRS = (EMBEDDINGS, "dead_letter", "centroids", INDEX_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +56,24 @@ class OutputModel:
 
 
 @dataclasses.dataclass(frozen=True)
+class ResumePlan:
+    """Rows of earlier runs that this run keeps (`embed --resume`); empty for a fresh run.
+
+    `keep` are whole embeddings files: of the table (left in place) or staged
+    by interrupted runs (moved in at the commit). `drop` are table files whose
+    ids a kept file also holds; the commit deletes them.
+    """
+
+    keep: tuple[str, ...] = ()
+    drop: tuple[str, ...] = ()
+    cluster_sizes: tuple[tuple[str, int, int], ...] = ()  # (modality, cluster_id, kept rows)
+
+    @property
+    def rows(self) -> int:
+        return sum(size for _, _, size in self.cluster_sizes)
+
+
+@dataclasses.dataclass(frozen=True)
 class RunInfo:
     """Facts about this run that go into `_manifest.json`."""
 
@@ -59,18 +83,28 @@ class RunInfo:
 
 
 class WriteEmbeddings(beam.PTransform):
-    """{"rows", "dead_letters", "inputs"} -> the committed table's file names.
+    """{"rows", "dead_letters", "inputs"[, "skipped"]} -> the committed table's file names.
 
     Rows go to the `modality=<m>` partition of their modality, one per model.
     `inputs` is every InputRef the job listed; it is only counted, to prove
-    nothing was lost between listing and writing.
+    nothing was lost between listing and writing. `skipped` are the inputs a
+    resumed run did not embed because `resume` keeps a row of their id.
     """
 
-    def __init__(self, output_dir: str, models: Sequence[OutputModel], run: RunInfo) -> None:
+    def __init__(
+        self,
+        output_dir: str,
+        models: Sequence[OutputModel],
+        run: RunInfo,
+        resume: ResumePlan | None = None,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
+    ) -> None:
         super().__init__()
         self._output_dir = output_dir.rstrip("/")
         self._models = tuple(models)
         self._run = run
+        self._resume = resume
+        self._rows_per_shard = rows_per_shard
 
     def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
         staging = posixpath.join(self._output_dir, STAGING, self._run.run_id)
@@ -82,11 +116,10 @@ class WriteEmbeddings(beam.PTransform):
             rows
             | f"RowToRecord[{model.modality}]" >> beam.Map(EmbeddingRow.to_record)
             | f"WriteEmbeddingParquet[{model.modality}]"
-            >> beam.io.WriteToParquet(
-                posixpath.join(staging, "embeddings", f"modality={model.modality}", "part"),
+            >> WriteParquetShards(
+                posixpath.join(staging, "embeddings", f"modality={model.modality}"),
                 embeddings_schema(model.embedding_dim),
-                file_name_suffix=".parquet",
-                codec="zstd",
+                self._rows_per_shard,
             )
             for model, rows in zip(self._models, rows_by_modality, strict=True)
         ]
@@ -108,43 +141,63 @@ class WriteEmbeddings(beam.PTransform):
             | "CountInputs" >> beam.combiners.Count.Globally()
             | "FactInputsSeen" >> beam.Map(lambda n: ("inputs_seen", n)),
         )
+        if "skipped" in pcolls:
+            facts += (
+                pcolls["skipped"]
+                | "CountSkipped" >> beam.combiners.Count.Globally()
+                | "FactInputsSkipped" >> beam.Map(lambda n: ("inputs_skipped", n)),
+            )
         return (
             facts
             | "FlattenFacts" >> beam.Flatten()
             | "KeyForCommit" >> beam.Map(lambda fact: (None, fact))
             | "GatherFacts" >> beam.GroupByKey()
             | "CommitRun"
-            >> beam.ParDo(_CommitRun(self._output_dir, staging, self._models, self._run))
+            >> beam.ParDo(
+                _CommitRun(self._output_dir, self._models, self._run, self._resume or ResumePlan())
+            )
         )
 
 
 class _CommitRun(beam.DoFn):
     def __init__(
-        self, output_dir: str, staging: str, models: Sequence[OutputModel], run: RunInfo
+        self,
+        output_dir: str,
+        models: Sequence[OutputModel],
+        run: RunInfo,
+        resume: ResumePlan,
     ) -> None:
         self._output_dir = output_dir
-        self._staging = staging
         self._models = models
         self._run = run
+        self._resume = resume
 
     def process(self, keyed_facts: tuple[None, Iterable[tuple[str, Any]]]) -> Iterable[str]:
-        staged, cluster_sizes, counts = [], {}, {"dead_letters": 0, "inputs_seen": 0}
+        staged, cluster_sizes = [], collections.Counter()
+        counts = {"dead_letters": 0, "inputs_seen": 0, "inputs_skipped": 0}
         for kind, value in keyed_facts[1]:
             if kind == "file":
                 staged.append(value)
             elif kind == "cluster_size":
                 (modality, cluster_id), size = value
-                cluster_sizes[modality, int(cluster_id)] = int(size)
+                cluster_sizes[modality, int(cluster_id)] += int(size)
             else:
                 counts[kind] = int(value)
         rows = sum(cluster_sizes.values())
-        if counts["inputs_seen"] != rows + counts["dead_letters"]:
+        accounted = rows + counts["dead_letters"] + counts["inputs_skipped"]
+        if counts["inputs_seen"] != accounted:
             raise RuntimeError(
                 f"refusing to commit: {counts['inputs_seen']} inputs seen but {rows} rows + "
-                f"{counts['dead_letters']} dead letters written"
+                f"{counts['dead_letters']} dead letters + {counts['inputs_skipped']} inputs "
+                "skipped (their rows kept) written"
             )
+        kept = self._resume
+        for modality, cluster_id, size in kept.cluster_sizes:
+            cluster_sizes[modality, cluster_id] += size
         self._remove_previous_table()
-        committed = move_files(sorted(staged), self._staging, self._output_dir)
+        staged_root = posixpath.join(self._output_dir, STAGING)
+        committed = [path for path in kept.keep if not path.startswith(staged_root + "/")]
+        committed += self._move_staged(sorted(staged) + sorted(set(kept.keep) - set(committed)))
         models = {}
         for model in self._models:
             centroids = model.load_centroids()
@@ -164,31 +217,54 @@ class _CommitRun(beam.DoFn):
             }
         manifest = {
             "run_id": self._run.run_id,
-            "inputs_seen": counts["inputs_seen"],
-            "rows_written": rows,
+            # Kept rows of inputs this run did not list count as seen (by the run that wrote them).
+            "inputs_seen": counts["inputs_seen"] + kept.rows - counts["inputs_skipped"],
+            "rows_written": rows + kept.rows,
             "dead_letters": counts["dead_letters"],
+            "resumed": {
+                "inputs_listed": counts["inputs_seen"],
+                "inputs_skipped": counts["inputs_skipped"],
+                "rows_kept": kept.rows,
+            },
             "models": models,
             "options": dict(self._run.options),
             "wall_time_s": round(time.time() - self._run.started_at, 2),
-            "files": [posixpath.relpath(path, self._output_dir) for path in committed],
+            "files": sorted(posixpath.relpath(path, self._output_dir) for path in committed),
         }
         self._write(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         self._write(SUCCESS, b"")
-        FileSystems.delete([posixpath.join(self._output_dir, STAGING)])
+        FileSystems.delete([staged_root])
         _LOG.info(
-            "committed %d rows and %d dead letters to %s",
-            rows,
+            "committed %d rows (%d kept from earlier runs) and %d dead letters to %s",
+            rows + kept.rows,
+            kept.rows,
             counts["dead_letters"],
             self._output_dir,
         )
         yield from committed
 
     def _remove_previous_table(self) -> None:
-        """A table from an earlier run (or the debris of a failed commit) goes first, marker first."""
-        for name in (SUCCESS, MANIFEST, *TABLE_DIRS):
-            path = posixpath.join(self._output_dir, name)
+        """A table from an earlier run (or the debris of a failed commit) goes first, marker first.
+
+        A resumed run keeps the table's embeddings files it resumes from.
+        """
+        resuming = bool(self._resume.keep or self._resume.drop)
+        names = (SUCCESS, MANIFEST, *(d for d in TABLE_DIRS if not (resuming and d == EMBEDDINGS)))
+        paths = [posixpath.join(self._output_dir, name) for name in names]
+        for path in (*paths, *self._resume.drop):
             if FileSystems.exists(path):
                 FileSystems.delete([path])
+
+    def _move_staged(self, paths: list[str]) -> list[str]:
+        """Staged files (of this run, or kept from interrupted ones) to their place in the table."""
+        staged_root = posixpath.join(self._output_dir, STAGING)
+        by_run = collections.defaultdict(list)
+        for path in paths:
+            by_run[posixpath.relpath(path, staged_root).split("/", 1)[0]].append(path)
+        moved = []
+        for run_id, run_paths in sorted(by_run.items()):
+            moved += move_files(run_paths, posixpath.join(staged_root, run_id), self._output_dir)
+        return moved
 
     def _write(self, name: str, data: bytes) -> None:
         with FileSystems.create(posixpath.join(self._output_dir, name)) as handle:

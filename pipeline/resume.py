@@ -1,0 +1,85 @@
+"""`embed --resume`: the rows earlier runs already wrote into OUT, and which of them to keep.
+
+Whole embeddings files live in two places: the table (`OUT/embeddings/`,
+each file renamed into place whole, committed or left by a commit that died)
+and the staging folders of runs that never committed
+(`OUT/_staging/<run>/embeddings/`, shards renamed to `part-*.parquet` only
+when complete). A file is kept whole or not at all: files are taken in that
+order, and one whose ids are not disjoint from those already kept is left out
+(a retried bundle's shard, or two interrupted runs over the same inputs), so
+every id is kept once. A staged shard of another model version is ignored; a
+table of another model version refuses to resume.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import posixpath
+from collections.abc import Mapping
+
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.options import UserError
+from transforms.files import read_parquet
+from transforms.write_embeddings import STAGING, ResumePlan
+from transforms.write_shards import is_shard_name
+
+_LOG = logging.getLogger(__name__)
+_COLUMNS = ["id", "cluster_id", "model_version"]
+
+
+def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePlan:
+    """The files of OUT whose rows a `--resume` run keeps, given this run's model per modality."""
+    output_dir = output_dir.rstrip("/")
+    table_files = _shards(posixpath.join(output_dir, "embeddings", "*", "*"))
+    staged_files = _shards(posixpath.join(output_dir, STAGING, "*", "embeddings", "*", "*"))
+    kept_ids: set[str] = set()
+    keep, drop, sizes = [], [], collections.Counter()
+    for path in table_files + staged_files:
+        in_table = path in table_files
+        modality = _modality_of(path)
+        try:
+            table = read_parquet(path, _COLUMNS)
+        except Exception as error:  # noqa: BLE001 - any unreadable file is reported the same way
+            if in_table:
+                raise UserError(
+                    f"cannot resume: {path} is unreadable ({error}); use --overwrite"
+                ) from error
+            _LOG.warning("not reusing unreadable staged shard %s: %s", path, error)
+            continue
+        versions = set(table.column("model_version").to_pylist())
+        wanted = model_versions.get(modality)
+        if versions - {wanted}:
+            if in_table:
+                raise UserError(
+                    f"cannot resume: {output_dir} holds {modality} rows of model version "
+                    f"{', '.join(sorted(map(str, versions)))}, and this run embeds {modality} "
+                    f"with {wanted or 'no model'}; use that model, or --overwrite"
+                )
+            continue
+        ids = table.column("id").to_pylist()
+        if len(set(ids)) != len(ids) or not kept_ids.isdisjoint(ids):
+            _LOG.info("not reusing %s: some of its ids are already kept", path)
+            if in_table:
+                drop.append(path)
+            continue
+        kept_ids.update(ids)
+        keep.append(path)
+        sizes.update((modality, int(c)) for c in table.column("cluster_id").to_pylist())
+    _LOG.info("resuming: keeping %d rows from %d files", len(kept_ids), len(keep))
+    return ResumePlan(
+        keep=tuple(keep),
+        drop=tuple(drop),
+        cluster_sizes=tuple((m, c, n) for (m, c), n in sorted(sizes.items())),
+    )
+
+
+def _shards(pattern: str) -> list[str]:
+    matched = FileSystems.match([pattern])[0].metadata_list
+    return sorted(metadata.path for metadata in matched if is_shard_name(metadata.path))
+
+
+def _modality_of(path: str) -> str:
+    """`.../modality=<m>/part-*.parquet` -> m."""
+    return posixpath.basename(posixpath.dirname(path)).partition("=")[2]

@@ -1,0 +1,65 @@
+"""SkipKnownIds: drop inputs whose ids already have a row, before anything is read.
+
+`embed --resume` names the whole Parquet files whose rows it keeps (the
+committed table, finished shards of interrupted runs); an input whose id is in
+them is not read, featurized or embedded again. The ids are loaded from
+those files by the DoFn, not passed in the graph or as a side input, so a
+large table does not bloat the pickled pipeline and runners without side
+inputs work. They are loaded at the first input, not in `setup()`: the commit
+moves the staged files, and a runner may set a DoFn up again after that (the
+DirectRunner does) without giving it any input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.files import read_parquet
+from transforms.records import InputRef
+
+SKIPPED_TAG = "skipped"
+
+
+def read_ids(paths: Sequence[str]) -> set[str]:
+    """Every `id` in the given Parquet files."""
+    ids: set[str] = set()
+    for path in paths:
+        ids.update(read_parquet(path, columns=["id"]).column("id").to_pylist())
+    return ids
+
+
+class SkipKnownIds(beam.PTransform):
+    """PCollection[InputRef] -> (refs still to embed, refs skipped because their id has a row).
+
+    A ref that listing marked broken (`problem`, e.g. a duplicate id) is never
+    skipped: it must still end as its dead letter.
+    """
+
+    def __init__(self, id_files: Sequence[str]) -> None:
+        super().__init__()
+        self._id_files = tuple(id_files)
+
+    def expand(self, refs: beam.PCollection[InputRef]):
+        results = refs | "SkipIdsWithRows" >> beam.ParDo(
+            _SkipKnownIdsFn(self._id_files)
+        ).with_outputs(SKIPPED_TAG, main="todo")
+        return results.todo, results[SKIPPED_TAG]
+
+
+class _SkipKnownIdsFn(beam.DoFn):
+    def __init__(self, id_files: tuple[str, ...]) -> None:
+        self._id_files = id_files
+        self._skipped = Metrics.counter("embedbeam", "inputs_skipped")
+        self._known: set[str] | None = None
+
+    def process(self, ref: InputRef) -> Iterator[InputRef | beam.pvalue.TaggedOutput]:
+        if self._known is None:
+            self._known = read_ids(self._id_files)
+        if ref.problem is None and ref.id in self._known:
+            self._skipped.inc()
+            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, ref)
+        else:
+            yield ref

@@ -1,0 +1,94 @@
+"""WriteParquetShards: records -> whole Parquet shards, written as they fill up.
+
+Beam's WriteToParquet finalizes (names) its files only after the last bundle,
+and the DirectRunner hands a whole stage's input to one bundle, so a killed
+run leaves no finished file at all. Here each shard of `rows_per_shard`
+records is written under a temporary name and renamed to `part-<uuid>.parquet`
+when complete: a file with a `part-` name is always whole, whether or not the
+run that wrote it lived to commit (`embed --resume` reuses such shards).
+
+A shard written by a bundle that later failed and was retried is never
+reported downstream (its bundle's output is dropped); the commit moves only
+reported shards, and `--resume` drops shards whose ids overlap others.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import uuid
+from collections.abc import Iterator
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+SHARD_PREFIX = "part-"
+SHARD_SUFFIX = ".parquet"
+DEFAULT_ROWS_PER_SHARD = 10_000
+
+
+def is_shard_name(path: str) -> bool:
+    """True for a complete shard's file name (a temporary one never matches)."""
+    name = posixpath.basename(path)
+    return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
+
+
+def write_shard(directory: str, records: list[dict], schema: pa.Schema) -> str:
+    """Writes `records` as one Parquet file under a temporary name, then renames it whole."""
+    name = f"{SHARD_PREFIX}{uuid.uuid4().hex}{SHARD_SUFFIX}"
+    final = posixpath.join(directory, name)
+    temporary = posixpath.join(directory, f".{name}.inprogress")
+    table = pa.Table.from_pylist(records, schema=schema)
+    with FileSystems.create(temporary) as handle:
+        pq.write_table(table, handle, compression="zstd")
+    FileSystems.rename([temporary], [final])
+    return final
+
+
+class WriteParquetShards(beam.PTransform):
+    """PCollection[dict] -> PCollection[str]: the names of the complete shards written."""
+
+    def __init__(
+        self, directory: str, schema: pa.Schema, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
+    ) -> None:
+        super().__init__()
+        self._directory = directory
+        self._schema = schema
+        self._rows_per_shard = rows_per_shard
+
+    def expand(self, records: beam.PCollection[dict]) -> beam.PCollection[str]:
+        return records | "WriteShards" >> beam.ParDo(
+            _WriteShardsFn(self._directory, self._schema, self._rows_per_shard)
+        )
+
+
+class _WriteShardsFn(beam.DoFn):
+    def __init__(self, directory: str, schema: pa.Schema, rows_per_shard: int) -> None:
+        self._directory = directory
+        self._schema = schema
+        self._rows_per_shard = rows_per_shard
+        self._shards = Metrics.counter("embedbeam", "shards_written")
+        self._buffer: list[dict] = []
+
+    def start_bundle(self) -> None:
+        self._buffer = []
+
+    def process(self, record: dict) -> Iterator[str]:
+        self._buffer.append(record)
+        if len(self._buffer) >= self._rows_per_shard:
+            yield self._flush()
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        if self._buffer:
+            window = GlobalWindow()
+            yield WindowedValue(self._flush(), window.max_timestamp(), [window])
+
+    def _flush(self) -> str:
+        path = write_shard(self._directory, self._buffer, self._schema)
+        self._buffer = []
+        self._shards.inc()
+        return path
