@@ -28,6 +28,7 @@ from transforms.featurize import Featurize
 from transforms.files import absolute
 from transforms.list_inputs import ListInputs
 from transforms.read_inputs import ReadInputs
+from transforms.recluster import Recluster
 from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbeddings
 
 
@@ -83,6 +84,8 @@ def build_embed_pipeline(
     models = resolve_models(options.model)
     if options.min_batch_size > options.max_batch_size:
         raise UserError("--min-batch-size must not exceed --max-batch-size")
+    if options.recluster and options.recluster > options.recluster_sample:
+        raise UserError("--recluster K must not exceed --recluster-sample")
 
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source)
@@ -96,16 +99,26 @@ def build_embed_pipeline(
     featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
         lambda item, _: partition_of[item.ref.modality], len(models)
     )
-    rows, encode_failures = [], []
+    rows, encode_failures, refits = [], [], []
     for (modality, model), items in zip(models.items(), featurized_by_modality, strict=True):
         embedded, failures = items | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
             model.directory, options.min_batch_size, options.max_batch_size
         )
-        rows.append(
-            embedded
-            | f"AssignClusters[{modality}]"
-            >> AssignClusters(model.output_model().load_centroids, model.info.model_version)
-        )
+        if options.recluster:
+            assigned, refit = embedded | f"Recluster[{modality}]" >> Recluster(
+                modality,
+                options.recluster,
+                options.recluster_seed,
+                model.info.embedding_dim,
+                model.info.model_version,
+                options.recluster_sample,
+            )
+            refits.append(refit)
+        else:
+            assigned = embedded | f"AssignClusters[{modality}]" >> AssignClusters(
+                model.output_model().load_centroids, model.info.model_version
+            )
+        rows.append(assigned)
         encode_failures.append(failures)
     dead_letters = (
         read_failures,
@@ -116,6 +129,7 @@ def build_embed_pipeline(
         "rows": rows | "FlattenRows" >> beam.Flatten(),
         "dead_letters": dead_letters,
         "inputs": refs,
+        **({"refits": refits | "FlattenRefits" >> beam.Flatten()} if refits else {}),
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
@@ -144,5 +158,8 @@ def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRe
         "max_input_bytes": job.max_input_bytes,
         "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
+        "recluster": options.recluster,
+        "recluster_seed": options.recluster_seed,
+        "recluster_sample": options.recluster_sample,
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",
     }

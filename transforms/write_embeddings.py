@@ -4,8 +4,9 @@ Everything is first written under `OUT/_staging/<run_id>/` (readers skip `_`
 folders). When every file is written, one commit step (a single-key
 GroupByKey, so no side inputs are needed) checks that inputs seen = rows +
 dead letters, moves the staged files into place, writes each modality's
-`centroids/modality=<m>/centroids.parquet` and `_manifest.json`, and writes
-`_SUCCESS` last. Until `_SUCCESS` exists
+`centroids/modality=<m>/centroids.parquet` (the model's, or with `--recluster`
+the ones fitted in this run, which arrive as "refits") and `_manifest.json`,
+and writes `_SUCCESS` last. Until `_SUCCESS` exists
 the output is not a table: a failed run leaves none, and a repeated run
 replaces the old table only at its own commit.
 """
@@ -58,11 +59,12 @@ class RunInfo:
 
 
 class WriteEmbeddings(beam.PTransform):
-    """{"rows", "dead_letters", "inputs"} -> the committed table's file names.
+    """{"rows", "dead_letters", "inputs"[, "refits"]} -> the committed table's file names.
 
     Rows go to the `modality=<m>` partition of their modality, one per model.
     `inputs` is every InputRef the job listed; it is only counted, to prove
-    nothing was lost between listing and writing.
+    nothing was lost between listing and writing. `refits`, if given, holds
+    `(modality, {"centroids": array, ...})` of modalities reclustered in this run.
     """
 
     def __init__(self, output_dir: str, models: Sequence[OutputModel], run: RunInfo) -> None:
@@ -107,6 +109,8 @@ class WriteEmbeddings(beam.PTransform):
             | "CountInputs" >> beam.combiners.Count.Globally()
             | "FactInputsSeen" >> beam.Map(lambda n: ("inputs_seen", n)),
         )
+        if "refits" in pcolls:
+            facts += (pcolls["refits"] | "FactRefit" >> beam.Map(lambda refit: ("refit", refit)),)
         return (
             facts
             | "FlattenFacts" >> beam.Flatten()
@@ -128,9 +132,12 @@ class _CommitRun(beam.DoFn):
 
     def process(self, keyed_facts: tuple[None, Iterable[tuple[str, Any]]]) -> Iterable[str]:
         staged, cluster_sizes, counts = [], {}, {"dead_letters": 0, "inputs_seen": 0}
+        refits = {}
         for kind, value in keyed_facts[1]:
             if kind == "file":
                 staged.append(value)
+            elif kind == "refit":
+                refits[value[0]] = dict(value[1])
             elif kind == "cluster_size":
                 (modality, cluster_id), size = value
                 cluster_sizes[modality, int(cluster_id)] = int(size)
@@ -146,7 +153,8 @@ class _CommitRun(beam.DoFn):
         committed = move_files(sorted(staged), self._staging, self._output_dir)
         models = {}
         for model in self._models:
-            centroids = model.load_centroids()
+            refit = refits.get(model.modality)
+            centroids = refit.pop("centroids") if refit else model.load_centroids()
             sizes = np.array(
                 [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
             )
@@ -160,6 +168,7 @@ class _CommitRun(beam.DoFn):
                 "embedding_dim": model.embedding_dim,
                 "clusters": len(centroids),
                 "rows": int(sizes.sum()),
+                **({"recluster": refit} if refit else {}),
             }
         manifest = {
             "run_id": self._run.run_id,
