@@ -17,8 +17,14 @@ from sklearn.cluster import KMeans
 from pipeline import cli
 from pipeline.embed import build_embed_pipeline
 from pipeline.quality import cluster_purity
-from transforms.recluster import Recluster, bounded_sample_fn, fit_kmeans, sample_key
-from transforms.records import EmbeddedInput, InputRef
+from transforms.recluster import (
+    Recluster,
+    SumSquaredDistances,
+    bounded_sample_fn,
+    fit_kmeans,
+    sample_key,
+)
+from transforms.records import EmbeddedInput, EmbeddingRow, InputRef
 from transforms.schemas import vectors
 
 BLOB_CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
@@ -75,6 +81,29 @@ def test_k_above_the_distinct_embeddings_is_clamped_and_recorded():
 
     assert fit.record(inertia=0.0)["k_requested"] == 4 and len(fit.centroids) == 2
     assert fit_kmeans([], k=4, seed=0, dim=2).centroids.shape == (0, 2)
+
+
+def test_inertia_is_the_same_however_rows_are_bundled_and_does_not_overflow():
+    distances = [1e6, 0.1, 3.3, 1e-3, 7.77, 2.5e5]  # 1e6 ** 2 * 2 ** 32 is beyond int64
+    rows = [
+        EmbeddingRow("image", f"id{i}", "", None, np.zeros(2, np.float32), 0, d, 1, "v1")
+        for i, d in enumerate(distances)
+    ]
+    combine = SumSquaredDistances()
+
+    def inertia(bundles):
+        accumulators = []
+        for bundle in bundles:
+            accumulator = combine.create_accumulator()
+            for row in bundle:
+                accumulator = combine.add_input(accumulator, row)
+            accumulators.append(accumulator)
+        return combine.extract_output(combine.merge_accumulators(accumulators))
+
+    assert (
+        inertia([rows]) == inertia([rows[::-1][:2], rows[::-1][2:]]) == inertia([[r] for r in rows])
+    )
+    assert inertia([rows]) == pytest.approx(sum(d**2 for d in distances), rel=1e-12)
 
 
 def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline():

@@ -39,9 +39,7 @@ _LOG = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_SIZE = 20_000
 N_INIT = 10
-# Squared distances are summed as integers in units of 2**-32: integer sums do
-# not depend on the order in which a runner combines them, float sums do.
-_FIXED_POINT = 2**32
+_FIXED_POINT = 2**32  # see SumSquaredDistances
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -117,9 +115,25 @@ def fit_kmeans(
     )
 
 
-def squared_distance_units(row: EmbeddingRow) -> int:
-    """A row's squared distance to its centroid, as an exact integer (see _FIXED_POINT)."""
-    return round(float(row.cluster_distance) ** 2 * _FIXED_POINT)
+class SumSquaredDistances(beam.CombineFn):
+    """Inertia: the sum of every row's squared distance to its centroid, order-independent.
+
+    Summed as a Python integer in units of 2**-32: integer sums do not depend
+    on how a runner bundles and merges, float sums do. Not `CombineGlobally(sum)`
+    over ints: Beam swaps that for an int64 sum, which could overflow.
+    """
+
+    def create_accumulator(self) -> int:
+        return 0
+
+    def add_input(self, units: int, row: EmbeddingRow) -> int:
+        return units + round(float(row.cluster_distance) ** 2 * _FIXED_POINT)
+
+    def merge_accumulators(self, accumulators: Iterable[int]) -> int:
+        return sum(accumulators)
+
+    def extract_output(self, units: int) -> float:
+        return units / _FIXED_POINT
 
 
 class Recluster(beam.PTransform):
@@ -163,16 +177,12 @@ class Recluster(beam.PTransform):
         modality = self._modality
         refit = (
             rows
-            | "SquaredDistance" >> beam.Map(squared_distance_units)
-            | "SumSquaredDistances" >> beam.CombineGlobally(sum)
+            | "SumSquaredDistances" >> beam.CombineGlobally(SumSquaredDistances())
             | "RecordRefit"
             >> beam.Map(
-                lambda units, cluster_fit: (
+                lambda inertia, cluster_fit: (
                     modality,
-                    {
-                        "centroids": cluster_fit.centroids,
-                        **cluster_fit.record(units / _FIXED_POINT),
-                    },
+                    {"centroids": cluster_fit.centroids, **cluster_fit.record(inertia)},
                 ),
                 beam.pvalue.AsSingleton(fit),
             )
