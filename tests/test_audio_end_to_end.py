@@ -88,15 +88,21 @@ def test_recorded_sounds_embed_and_broken_files_are_dead_letters(audio_run):
     assert manifest["inputs_seen"] == 100 + recorded + 2 == len(table) + len(dead)
 
 
-def test_one_run_routes_each_input_to_the_model_of_its_modality(
-    tmp_path, trained_model, audio_model, digit_folders, spoken_digit_folders
-):
-    mixed = tmp_path / "mixed"
+@pytest.fixture
+def mixed(tmp_path, digit_folders, spoken_digit_folders) -> pathlib.Path:
+    """200 images of 3 and 8, 20 spoken "three" and "eight", and a text file."""
+    root = tmp_path / "mixed"
     for digit in ("3", "8"):
-        shutil.copytree(digit_folders / "test" / digit, mixed / "images" / digit)
+        shutil.copytree(digit_folders / "test" / digit, root / "images" / digit)
     for word in ("three", "eight"):
-        shutil.copytree(spoken_digit_folders / "test" / word, mixed / "speech" / word)
-    (mixed / "notes.txt").write_text("no text model in this run")
+        shutil.copytree(spoken_digit_folders / "test" / word, root / "speech" / word)
+    (root / "notes.txt").write_text("no text model in this run")
+    return root
+
+
+def test_one_run_routes_each_input_to_the_model_of_its_modality(
+    tmp_path, trained_model, audio_model, mixed
+):
     out = tmp_path / "out"
 
     status = cli.main(
@@ -119,13 +125,8 @@ def test_one_run_routes_each_input_to_the_model_of_its_modality(
 
 
 def test_recluster_fits_each_modality_apart_and_clamps_k_to_its_rows(
-    tmp_path, trained_model, audio_model, digit_folders, spoken_digit_folders
+    tmp_path, trained_model, audio_model, mixed
 ):
-    mixed = tmp_path / "mixed"
-    for digit in ("3", "8"):
-        shutil.copytree(digit_folders / "test" / digit, mixed / "images" / digit)
-    for word in ("three", "eight"):
-        shutil.copytree(spoken_digit_folders / "test" / word, mixed / "speech" / word)
     out = tmp_path / "out"
 
     status = cli.main(
