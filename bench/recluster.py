@@ -8,7 +8,10 @@ records its wall time and peak RSS:
   rows, and 2,000), and all 70k digits (a 20,000-row sample of 70,000); purity
   of the committed cluster ids against scikit-learn's KMeans (k = 10,
   n_init = 10, seed 0) on the same vectors read back from the table;
-- memory: N = 7,000 and 10N = 70,000 digits, with and without --recluster.
+- memory: N = 7,000 and 10N = 70,000 digits, with and without --recluster;
+  the whole job's peak RSS is mostly TensorFlow, so also the clustering
+  stages alone (no model), on 30k and 300k embedded rows made from the real
+  70k embeddings: Recluster against AssignClusters with fixed centroids.
 
     python -m bench.recluster [--workdir bench/work]
 
@@ -26,17 +29,22 @@ import subprocess
 import sys
 import time
 
+import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
 from sklearn.cluster import KMeans
 
-from bench import record
+from bench import RESULTS_DIR, record
 from pipeline.demo import materialize
 from pipeline.quality import cluster_purity
+from transforms.assign_clusters import AssignClusters
+from transforms.recluster import Recluster
+from transforms.records import EmbeddedInput, InputRef
 from transforms.schemas import vectors
 
 K = 10
 SEED = 0
+SHARD_ROWS = 10_000
 # Runs one embed job and reports the process's own peak RSS (in-process DirectRunner:
 # the whole pipeline lives in this one process).
 _CHILD = (
@@ -92,11 +100,69 @@ def quality(out: pathlib.Path) -> dict:
     }
 
 
+def embedded_rows(shard: int, table_dir: str) -> list[EmbeddedInput]:
+    """Shard `shard` of a stream of embedded rows: real embeddings, shifted per shard."""
+    embeddings = vectors(ds.dataset(table_dir, partitioning="hive").to_table().column("embedding"))
+    start = shard * SHARD_ROWS % len(embeddings)
+    return [
+        EmbeddedInput(InputRef(f"{shard}-{i}", f"/bench/{shard}/{i}", None, "image"), 1, vector)
+        for i, vector in enumerate(embeddings[start : start + SHARD_ROWS] + 1e-3 * shard)
+    ]
+
+
+def stage_memory(rows: int, mode: str, table_dir: str) -> None:
+    """Runs only the clustering stage on `rows` generated rows; prints the peak RSS."""
+    import resource
+
+    with beam.Pipeline() as pipeline:
+        embedded = (
+            pipeline
+            | beam.Create(range(rows // SHARD_ROWS))
+            | beam.FlatMap(embedded_rows, table_dir)
+        )
+        if mode == "recluster":
+            assigned, _ = embedded | Recluster("image", K, SEED, 5, "bench")
+        else:
+            centroids = np.eye(K, 5, dtype=np.float32)
+            assigned = embedded | AssignClusters(lambda: centroids, "bench")
+        _ = assigned | beam.combiners.Count.Globally() | beam.Map(print)
+    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def run_stage(rows: int, mode: str, table_dir: pathlib.Path) -> dict:
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.recluster", "--stage-only", str(rows), mode, str(table_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_kb = int(done.stdout.split("peak_rss_kb")[-1].split()[0])
+    return {
+        "rows": rows,
+        "stage": mode,
+        "wall_s": round(time.time() - started, 1),
+        "peak_rss_mb": peak_kb // 1024,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work"))
+    parser.add_argument("--stage-only", nargs=3, metavar=("ROWS", "MODE", "TABLE"))
+    parser.add_argument(
+        "--stages", action="store_true", help="Only re-measure the stage-only memory runs."
+    )
     args = parser.parse_args()
+    if args.stage_only:
+        rows, mode, table_dir = args.stage_only
+        return stage_memory(int(rows), mode, table_dir)
     work = args.workdir.resolve()
+    table_70k = work / "recluster-mnist_70k" / "embeddings"
+    if args.stages:
+        results = json.loads((RESULTS_DIR / "recluster.json").read_text())
+        results["stage_memory"] = stage_runs(table_70k)
+        return record("recluster", results)
     train_dir = materialize(work / "digits", "train", None)
     test_dir = materialize(work / "digits", "test", None)
     model = work / "model-dauto"
@@ -130,7 +196,16 @@ def main() -> None:
         for flags in ([], recluster):
             run = run_embed(model, manifests[name], work / f"memory-{name}", *flags)
             results["memory"].append({"inputs": name, **run})
+    results["stage_memory"] = stage_runs(table_70k)
     record("recluster", results)
+
+
+def stage_runs(table_dir: pathlib.Path) -> list[dict]:
+    return [
+        run_stage(rows, mode, table_dir)
+        for rows in (30_000, 300_000)
+        for mode in ("assign_model_centroids", "recluster")
+    ]
 
 
 if __name__ == "__main__":
