@@ -6,8 +6,10 @@
 
 Why a bounded sample and not Lloyd passes over every row: a combiner keeps at
 most `sample_size` embeddings (Beam's TopCombineFn heap; per bundle and after
-merging), so memory does not grow with the input, and the whole fit is one
-pass plus the assignment pass. scikit-learn's KMeans (k-means++ init, Lloyd,
+merging), so what the stage holds does not grow with the input (the runner
+still has to keep the rows that wait for the fit: in memory on the
+DirectRunner, on shuffle storage elsewhere), and the whole fit is one pass
+plus the assignment pass. scikit-learn's KMeans (k-means++ init, Lloyd,
 n_init restarts) on that sample is library code and, measured on full MNIST
 (bench/recluster.md), lands within a fraction of a percent of KMeans on all
 vectors. The sample is the rows with the smallest hash of (seed, id): unlike
