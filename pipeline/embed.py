@@ -29,6 +29,7 @@ from transforms.featurize import Featurize
 from transforms.files import absolute
 from transforms.list_inputs import ListInputs
 from transforms.read_inputs import ReadInputs
+from transforms.recluster import Recluster
 from transforms.skip_known_ids import SkipKnownIds
 from transforms.write_embeddings import (
     SUCCESS,
@@ -93,6 +94,13 @@ def build_embed_pipeline(
     models = resolve_models(options.model)
     if options.min_batch_size > options.max_batch_size:
         raise UserError("--min-batch-size must not exceed --max-batch-size")
+    if options.recluster and options.recluster > options.recluster_sample:
+        raise UserError("--recluster K must not exceed --recluster-sample")
+    if options.recluster and options.resume:
+        raise UserError(
+            "--recluster fits clusters on this run's rows, but --resume keeps rows assigned "
+            "by an earlier run: use one or the other"
+        )
     resume = (
         plan_resume(job.output, {m: model.info.model_version for m, model in models.items()})
         if options.resume
@@ -116,16 +124,26 @@ def build_embed_pipeline(
     featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
         lambda item, _: partition_of[item.ref.modality], len(models)
     )
-    rows, encode_failures = [], []
+    rows, encode_failures, refits = [], [], []
     for (modality, model), items in zip(models.items(), featurized_by_modality, strict=True):
         embedded, failures = items | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
             model.directory, options.min_batch_size, options.max_batch_size
         )
-        rows.append(
-            embedded
-            | f"AssignClusters[{modality}]"
-            >> AssignClusters(model.output_model().load_centroids, model.info.model_version)
-        )
+        if options.recluster:
+            assigned, refit = embedded | f"Recluster[{modality}]" >> Recluster(
+                modality,
+                options.recluster,
+                options.recluster_seed,
+                model.info.embedding_dim,
+                model.info.model_version,
+                options.recluster_sample,
+            )
+            refits.append(refit)
+        else:
+            assigned = embedded | f"AssignClusters[{modality}]" >> AssignClusters(
+                model.output_model().load_centroids, model.info.model_version
+            )
+        rows.append(assigned)
         encode_failures.append(failures)
     dead_letters = (
         read_failures,
@@ -137,6 +155,7 @@ def build_embed_pipeline(
         "dead_letters": dead_letters,
         "inputs": refs,
         "skipped": skipped,
+        **({"refits": refits | "FlattenRefits" >> beam.Flatten()} if refits else {}),
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
@@ -166,5 +185,8 @@ def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRe
         "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
         "resume": options.resume,
+        "recluster": options.recluster,
+        "recluster_seed": options.recluster_seed,
+        "recluster_sample": options.recluster_sample,
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",
     }

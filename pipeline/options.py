@@ -12,6 +12,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.modalities import SUPPORTED
 from transforms.read_inputs import DEFAULT_MAX_BYTES
+from transforms.recluster import DEFAULT_SAMPLE_SIZE
 from transforms.sparse import audio
 from transforms.sparse.image import DEFAULT_GRID, DEFAULT_THRESHOLD
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD
@@ -213,6 +214,28 @@ class EmbedOptions(PipelineOptions):
             default=DEFAULT_ROWS_PER_SHARD,
             help="Rows per staged Parquet file. Each is written whole as soon as it fills, so an "
             "interrupted run loses at most this many rows per worker for --resume.",
+        )
+        parser.add_argument(
+            "--recluster",
+            type=positive_int,
+            default=None,
+            metavar="K",
+            help="Fit k-means with K clusters on this run's embeddings (per modality, on a "
+            "seeded sample of at most --recluster-sample rows) and assign rows with it, "
+            "instead of the model's centroids. K above the distinct embeddings is clamped.",
+        )
+        parser.add_argument(
+            "--recluster-seed",
+            type=int,
+            default=0,
+            help="With --recluster: seed of the sample and of k-means.",
+        )
+        parser.add_argument(
+            "--recluster-sample",
+            type=positive_int,
+            default=DEFAULT_SAMPLE_SIZE,
+            help="With --recluster: most embeddings per modality k-means is fitted on "
+            "(bounds its memory; every row is still assigned).",
         )
 
 

@@ -77,15 +77,21 @@ def test_recorded_sounds_embed_and_broken_files_are_dead_letters(audio_run):
     assert manifest["inputs_seen"] == 100 + recorded + 2 == len(table) + len(dead)
 
 
-def test_one_run_routes_each_input_to_the_model_of_its_modality(
-    tmp_path, trained_model, audio_model, digit_folders, spoken_digit_folders
-):
-    mixed = tmp_path / "mixed"
+@pytest.fixture
+def mixed(tmp_path, digit_folders, spoken_digit_folders) -> pathlib.Path:
+    """200 images of 3 and 8, 20 spoken "three" and "eight", and a text file."""
+    root = tmp_path / "mixed"
     for digit in ("3", "8"):
-        shutil.copytree(digit_folders / "test" / digit, mixed / "images" / digit)
+        shutil.copytree(digit_folders / "test" / digit, root / "images" / digit)
     for word in ("three", "eight"):
-        shutil.copytree(spoken_digit_folders / "test" / word, mixed / "speech" / word)
-    (mixed / "notes.txt").write_text("no text model in this run")
+        shutil.copytree(spoken_digit_folders / "test" / word, root / "speech" / word)
+    (root / "notes.txt").write_text("no text model in this run")
+    return root
+
+
+def test_one_run_routes_each_input_to_the_model_of_its_modality(
+    tmp_path, trained_model, audio_model, mixed
+):
     out = tmp_path / "out"
 
     status = cli.main(
@@ -105,6 +111,31 @@ def test_one_run_routes_each_input_to_the_model_of_its_modality(
         centroids = ds.dataset(out / "centroids" / f"modality={modality}").to_table()
         assert part.schema.field("embedding").type.list_size == dim
         assert sum(centroids.column("size").to_pylist()) == len(part)
+
+
+def test_recluster_fits_each_modality_apart_and_clamps_k_to_its_rows(
+    tmp_path, trained_model, audio_model, mixed
+):
+    out = tmp_path / "out"
+
+    status = cli.main(
+        ["embed", "--model", f"image={trained_model}", "--model", f"audio={audio_model}",
+         "--input", f"{mixed}/**", "--output", str(out), "--recluster", "30"]
+    )  # fmt: skip
+
+    assert status == 0
+    models = json.loads((out / "_manifest.json").read_text())["models"]
+    # 200 images: k = 30 as asked; 20 spoken words: k clamped to the 20 distinct embeddings.
+    assert {m: (model["recluster"]["k"], model["clusters"]) for m, model in models.items()} == {
+        "image": (30, 30),
+        "audio": (20, 20),
+    }
+    assert models["audio"]["recluster"]["k_requested"] == 30
+    for modality in ("image", "audio"):
+        part = ds.dataset(out / "embeddings" / f"modality={modality}").to_table()
+        centroids = ds.dataset(out / "centroids" / f"modality={modality}").to_table()
+        sizes = np.bincount(part.column("cluster_id").to_numpy(), minlength=len(centroids))
+        assert centroids.column("size").to_pylist() == sizes.tolist()
 
 
 def test_a_model_named_for_the_wrong_modality_is_refused(tmp_path, audio_model, capsys):

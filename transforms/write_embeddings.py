@@ -6,11 +6,12 @@ so an interrupted run leaves finished shards that `embed --resume` reuses.
 When every file is written, one commit step (a single-key GroupByKey, so no
 side inputs are needed) checks that inputs seen = rows + dead letters (+ inputs
 skipped because a resumed run keeps their rows), moves the staged files into
-place, writes each modality's `centroids/modality=<m>/centroids.parquet` and
-`_manifest.json`, and writes `_SUCCESS` last. Until `_SUCCESS` exists the
-output is not a table: a failed run leaves none, a repeated run replaces the
-old table only at its own commit, and a resumed run adds its rows to the kept
-ones at its commit.
+place, writes each modality's `centroids/modality=<m>/centroids.parquet` (the
+model's, or with `--recluster` the ones fitted in this run, which arrive as
+"refits") and `_manifest.json`, and writes `_SUCCESS` last. Until `_SUCCESS`
+exists the output is not a table: a failed run leaves none, a repeated run
+replaces the old table only at its own commit, and a resumed run adds its rows
+to the kept ones at its commit.
 """
 
 from __future__ import annotations
@@ -83,12 +84,14 @@ class RunInfo:
 
 
 class WriteEmbeddings(beam.PTransform):
-    """{"rows", "dead_letters", "inputs"[, "skipped"]} -> the committed table's file names.
+    """{"rows", "dead_letters", "inputs"[, "skipped"][, "refits"]} -> the committed file names.
 
     Rows go to the `modality=<m>` partition of their modality, one per model.
     `inputs` is every InputRef the job listed; it is only counted, to prove
     nothing was lost between listing and writing. `skipped` are the inputs a
     resumed run did not embed because `resume` keeps a row of their id.
+    `refits`, if given, holds `(modality, {"centroids": array, ...})` of
+    modalities reclustered in this run.
     """
 
     def __init__(
@@ -147,6 +150,8 @@ class WriteEmbeddings(beam.PTransform):
                 | "CountSkipped" >> beam.combiners.Count.Globally()
                 | "FactInputsSkipped" >> beam.Map(lambda n: ("inputs_skipped", n)),
             )
+        if "refits" in pcolls:
+            facts += (pcolls["refits"] | "FactRefit" >> beam.Map(lambda refit: ("refit", refit)),)
         return (
             facts
             | "FlattenFacts" >> beam.Flatten()
@@ -175,9 +180,12 @@ class _CommitRun(beam.DoFn):
     def process(self, keyed_facts: tuple[None, Iterable[tuple[str, Any]]]) -> Iterable[str]:
         staged, cluster_sizes = [], collections.Counter()
         counts = {"dead_letters": 0, "inputs_seen": 0, "inputs_skipped": 0}
+        refits = {}
         for kind, value in keyed_facts[1]:
             if kind == "file":
                 staged.append(value)
+            elif kind == "refit":
+                refits[value[0]] = dict(value[1])
             elif kind == "cluster_size":
                 (modality, cluster_id), size = value
                 cluster_sizes[modality, int(cluster_id)] += int(size)
@@ -200,7 +208,8 @@ class _CommitRun(beam.DoFn):
         committed += self._move_staged(sorted(staged) + sorted(set(kept.keep) - set(committed)))
         models = {}
         for model in self._models:
-            centroids = model.load_centroids()
+            refit = refits.get(model.modality)
+            centroids = refit.pop("centroids") if refit else model.load_centroids()
             sizes = np.array(
                 [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
             )
@@ -214,6 +223,7 @@ class _CommitRun(beam.DoFn):
                 "embedding_dim": model.embedding_dim,
                 "clusters": len(centroids),
                 "rows": int(sizes.sum()),
+                **({"recluster": refit} if refit else {}),
             }
         manifest = {
             "run_id": self._run.run_id,

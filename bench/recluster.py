@@ -1,0 +1,212 @@
+"""`embed --recluster` on full MNIST: purity next to scikit-learn's KMeans, wall time, peak RSS.
+
+Trains (once) on the canonical 60k split like bench/mnist_quality.py, then runs
+`embedbeam embed` in a fresh subprocess per run (in-process DirectRunner) and
+records its wall time and peak RSS:
+
+- quality: the 10k test split with --recluster 10 (sample bound 20,000, so all
+  rows, and 2,000), and all 70k digits (a 20,000-row sample of 70,000); purity
+  of the committed cluster ids against scikit-learn's KMeans (k = 10,
+  n_init = 10, seed 0) on the same vectors read back from the table;
+- memory: N = 7,000 and 10N = 70,000 digits, with and without --recluster;
+  the whole job's peak RSS is mostly TensorFlow, so also the clustering
+  stages alone (no model), on 30k and 300k embedded rows made from the real
+  70k embeddings: Recluster against AssignClusters with fixed centroids.
+
+    python -m bench.recluster [--workdir bench/work]
+
+Writes bench/results/recluster.json; bench/recluster.md quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+import apache_beam as beam
+import numpy as np
+import pyarrow.dataset as ds
+from sklearn.cluster import KMeans
+
+from bench import RESULTS_DIR, record
+from pipeline.demo import materialize
+from pipeline.quality import cluster_purity
+from transforms.assign_clusters import AssignClusters
+from transforms.recluster import Recluster
+from transforms.records import EmbeddedInput, InputRef
+from transforms.schemas import vectors
+
+K = 10
+SEED = 0
+SHARD_ROWS = 10_000
+# Runs one embed job and reports the process's own peak RSS (in-process DirectRunner:
+# the whole pipeline lives in this one process).
+_CHILD = (
+    "import resource, sys\n"
+    "from pipeline import cli\n"
+    "status = cli.main(sys.argv[1:])\n"
+    "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    "sys.exit(status)\n"
+)
+
+
+def write_manifest(path: pathlib.Path, images: list[pathlib.Path]) -> pathlib.Path:
+    """CSV manifest (uri, label from the folder) of the given PNGs."""
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["uri", "label"])
+        writer.writerows([str(image), image.parent.name] for image in images)
+    return path
+
+
+def run_embed(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path, *flags: str) -> dict:
+    """One `embedbeam embed` in a fresh process: wall time and peak RSS."""
+    args = ["embed", "--model", str(model), "--manifest", str(manifest), "--output", str(out)]
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, *args, "--overwrite", *flags],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.time() - started
+    peak_kb = int(done.stdout.split("peak_rss_kb")[-1].split()[0])
+    return {"flags": " ".join(flags), "wall_s": round(wall, 1), "peak_rss_mb": peak_kb // 1024}
+
+
+def quality(out: pathlib.Path) -> dict:
+    """Purity of the committed ids vs scikit-learn KMeans on the same vectors."""
+    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
+    embeddings = vectors(table.column("embedding"))
+    labels = np.asarray(table.column("label").to_pylist())
+    started = time.time()
+    reference = KMeans(n_clusters=K, n_init=10, random_state=SEED).fit(embeddings)
+    sklearn_s = time.time() - started
+    refit = json.loads((out / "_manifest.json").read_text())["models"]["image"]["recluster"]
+    return {
+        "rows": len(table),
+        "purity_recluster": round(cluster_purity(table.column("cluster_id").to_numpy(), labels), 4),
+        "purity_sklearn_kmeans_all_rows": round(cluster_purity(reference.labels_, labels), 4),
+        "inertia_recluster": round(refit["inertia"], 1),
+        "inertia_sklearn_kmeans_all_rows": round(float(reference.inertia_), 1),
+        "sklearn_kmeans_fit_s": round(sklearn_s, 2),
+        "refit": refit,
+    }
+
+
+def embedded_rows(shard: int, table_dir: str) -> list[EmbeddedInput]:
+    """Shard `shard` of a stream of embedded rows: real embeddings, shifted per shard."""
+    embeddings = vectors(ds.dataset(table_dir, partitioning="hive").to_table().column("embedding"))
+    start = shard * SHARD_ROWS % len(embeddings)
+    return [
+        EmbeddedInput(InputRef(f"{shard}-{i}", f"/bench/{shard}/{i}", None, "image"), 1, vector)
+        for i, vector in enumerate(embeddings[start : start + SHARD_ROWS] + 1e-3 * shard)
+    ]
+
+
+def stage_memory(rows: int, mode: str, table_dir: str) -> None:
+    """Runs only the clustering stage on `rows` generated rows; prints the peak RSS."""
+    import resource
+
+    with beam.Pipeline() as pipeline:
+        embedded = (
+            pipeline
+            | beam.Create(range(rows // SHARD_ROWS))
+            | beam.FlatMap(embedded_rows, table_dir)
+        )
+        if mode == "recluster":
+            assigned, _ = embedded | Recluster("image", K, SEED, 5, "bench")
+        else:
+            centroids = np.eye(K, 5, dtype=np.float32)
+            assigned = embedded | AssignClusters(lambda: centroids, "bench")
+        _ = assigned | beam.combiners.Count.Globally() | beam.Map(print)
+    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def run_stage(rows: int, mode: str, table_dir: pathlib.Path) -> dict:
+    started = time.time()
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.recluster", "--stage-only", str(rows), mode, str(table_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    peak_kb = int(done.stdout.split("peak_rss_kb")[-1].split()[0])
+    return {
+        "rows": rows,
+        "stage": mode,
+        "wall_s": round(time.time() - started, 1),
+        "peak_rss_mb": peak_kb // 1024,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work"))
+    parser.add_argument("--stage-only", nargs=3, metavar=("ROWS", "MODE", "TABLE"))
+    parser.add_argument(
+        "--stages", action="store_true", help="Only re-measure the stage-only memory runs."
+    )
+    args = parser.parse_args()
+    if args.stage_only:
+        rows, mode, table_dir = args.stage_only
+        return stage_memory(int(rows), mode, table_dir)
+    work = args.workdir.resolve()
+    table_70k = work / "recluster-mnist_70k" / "embeddings"
+    if args.stages:
+        results = json.loads((RESULTS_DIR / "recluster.json").read_text())
+        results["stage_memory"] = stage_runs(table_70k)
+        return record("recluster", results)
+    train_dir = materialize(work / "digits", "train", None)
+    test_dir = materialize(work / "digits", "test", None)
+    model = work / "model-dauto"
+    if not (model / "model.json").exists():
+        # In a child: a first run that trained in this process grew to 18 GB and was OOM-killed.
+        train = ["train", "--input", f"{train_dir}/*/*.png", "--output", str(model), "--overwrite"]
+        subprocess.run([sys.executable, "-m", "pipeline.cli", *train], check=True)
+    test_images = sorted(test_dir.glob("*/*.png"))
+    all_images = sorted([*train_dir.glob("*/*.png"), *test_images])
+    shuffled = [all_images[i] for i in np.random.default_rng(SEED).permutation(len(all_images))]
+    manifests = {
+        "test_10k": write_manifest(work / "test_10k.csv", test_images),
+        "mnist_7k": write_manifest(work / "mnist_7k.csv", shuffled[:7_000]),
+        "mnist_70k": write_manifest(work / "mnist_70k.csv", shuffled),
+    }
+    recluster = ["--recluster", str(K), "--recluster-seed", str(SEED)]
+    results = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform()}
+
+    results["quality"] = []
+    for name, extra in (
+        ("test_10k", []),
+        ("test_10k", ["--recluster-sample", "2000"]),
+        ("mnist_70k", []),
+    ):
+        out = work / f"recluster-{name}"
+        run = run_embed(model, manifests[name], out, *recluster, *extra)
+        results["quality"].append({"inputs": name, **run, **quality(out)})
+
+    results["memory"] = []
+    for name in ("mnist_7k", "mnist_70k"):
+        for flags in ([], recluster):
+            run = run_embed(model, manifests[name], work / f"memory-{name}", *flags)
+            results["memory"].append({"inputs": name, **run})
+    results["stage_memory"] = stage_runs(table_70k)
+    record("recluster", results)
+
+
+def stage_runs(table_dir: pathlib.Path) -> list[dict]:
+    return [
+        run_stage(rows, mode, table_dir)
+        for rows in (30_000, 300_000)
+        for mode in ("assign_model_centroids", "recluster")
+    ]
+
+
+if __name__ == "__main__":
+    main()
