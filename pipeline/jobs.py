@@ -53,7 +53,9 @@ def check_output_dir(output: str | None, marker: str, overwrite: bool) -> None:
         raise UserError(f"{output} already holds a finished result; pass --overwrite to replace it")
 
 
-def progress_spec(what: str, source: InputSource, options: PipelineOptions, run_id: str):
+def progress_spec(
+    what: str, source: InputSource, options: PipelineOptions, run_id: str
+) -> ProgressSpec:
     """How the job reports progress; with a total (hence an ETA) only when this process
     does all the work, since a remote worker sees only its share of the inputs."""
     return ProgressSpec(what, _expected_inputs(source) if _in_process(options) else None, run_id)

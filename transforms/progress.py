@@ -57,7 +57,7 @@ class Progress:
                 self._report(now, finished)
 
     def line(self, now: float | None = None) -> str:
-        """E.g. `embed: 4,096/10,000 inputs (41%), 1,850/s, ETA 0:03`."""
+        """E.g. `embed: 4,096/10,000 inputs (41%), 1,850 inputs/s, ETA 0:03`."""
         elapsed = max((now if now is not None else self._clock()) - self._started, 1e-9)
         rate = self._count / elapsed
         if self._total is None:
