@@ -40,7 +40,7 @@ def write_projector(
     chosen = [modality] if modality else modalities(output_dir)
     config = projector_config_pb2.ProjectorConfig()
     for name in chosen:
-        table = _first_rows(load_table(output_dir, name), max_rows)
+        table = load_table(output_dir, name).first_by_id(max_rows)
         folder = os.path.join(logdir, name)
         os.makedirs(folder, exist_ok=True)
         embedding = config.embeddings.add()
@@ -60,10 +60,6 @@ def write_projector(
     with open(os.path.join(logdir, CONFIG_FILE), "w") as handle:
         handle.write(text_format.MessageToString(config))
     return chosen
-
-
-def _first_rows(table: EmbeddingTable, max_rows: int) -> EmbeddingTable:
-    return table.take(np.argsort(np.asarray(table.ids, dtype=object), kind="stable")[:max_rows])
 
 
 def _write_metadata(path: str, table: EmbeddingTable) -> None:

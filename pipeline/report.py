@@ -117,7 +117,7 @@ def _clusters(table: EmbeddingTable) -> list[tuple]:
 
 def _scatter(table: EmbeddingTable) -> go.Figure:
     """Up to SCATTER_POINTS rows (smallest ids: the same cut every time) in 3-D, by label."""
-    sample = table.take(np.argsort(np.asarray(table.ids, dtype=object))[:SCATTER_POINTS])
+    sample = table.first_by_id(SCATTER_POINTS)
     points, axes = _three_d(sample.embeddings)
     labels = np.array([label if label is not None else "(none)" for label in sample.labels])
     figure = go.Figure()
@@ -178,9 +178,8 @@ def _neighbour_gallery(table: EmbeddingTable) -> str:
 
 
 def _gallery_queries(table: EmbeddingTable) -> list[int]:
-    by_id = np.argsort(np.asarray(table.ids, dtype=object)).tolist()
     first_of_label: dict[str | None, int] = {}
-    for row in by_id:
+    for row in table.rows_by_id().tolist():
         first_of_label.setdefault(table.labels[row], row)
     return sorted(first_of_label.values(), key=lambda row: str(table.labels[row]))[
         :NEIGHBOUR_QUERIES

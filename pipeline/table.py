@@ -38,6 +38,15 @@ class EmbeddingTable:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def rows_by_id(self) -> np.ndarray:
+        """Row positions in id order: ids are hashes or given ids, so a prefix is a fair
+        sample that is the same on every run."""
+        return np.argsort(np.asarray(self.ids, dtype=object), kind="stable")
+
+    def first_by_id(self, count: int) -> EmbeddingTable:
+        """The `count` rows with the smallest ids (see rows_by_id)."""
+        return self.take(self.rows_by_id()[:count])
+
     def take(self, rows: np.ndarray) -> EmbeddingTable:
         """The table cut to `rows` (positions), in that order."""
         return dataclasses.replace(
