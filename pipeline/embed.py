@@ -1,10 +1,13 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputs -> ReadInputs -> Featurize -> EncodeEmbeddings -> AssignClusters
+    ListInputBatches -> ReadAndFeaturize -> EncodeEmbeddings -> AssignClusters
         -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
-refuses to commit unless inputs seen = rows + dead letters.
+refuses to commit unless inputs seen = rows + dead letters. From reading to
+cluster assignment, elements are batches of inputs (bench/README.md measures
+why: Beam's per-element cost, paid once per batch, and numpy and TFT over a
+batch); AssignClusters hands the writer one row per input.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from pipeline.options import EmbedOptions, JobOptions, UserError
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
-from transforms.featurize import Featurize
+from transforms.featurize import ReadAndFeaturize
 from transforms.files import absolute
-from transforms.list_inputs import ListInputs
-from transforms.read_inputs import ReadInputs
+from transforms.list_inputs import ListInputBatches
 from transforms.write_embeddings import SUCCESS, OutputModel, RunInfo, WriteEmbeddings
 
 
@@ -81,25 +83,23 @@ def build_embed_pipeline(
     source = input_source(job)
     options = options.view_as(EmbedOptions)
     models = resolve_models(options.model)
-    if options.min_batch_size > options.max_batch_size:
-        raise UserError("--min-batch-size must not exceed --max-batch-size")
 
     pipeline = pipeline or beam.Pipeline(options=options)
-    refs = pipeline | "ListInputs" >> ListInputs(source)
-    raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(job.max_input_bytes)
-    featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
+    ref_batches = pipeline | "ListInputs" >> ListInputBatches(source, options.max_batch_size)
+    featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
+        max_bytes=job.max_input_bytes,
     )
-    # Featurize dead-letters every modality without a model, so the index exists.
+    # ReadAndFeaturize dead-letters every modality without a model, so the index exists.
     partition_of = {modality: i for i, modality in enumerate(models)}
     featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
-        lambda item, _: partition_of[item.ref.modality], len(models)
+        lambda batch, _: partition_of[batch.modality], len(models)
     )
     rows, encode_failures = [], []
-    for (modality, model), items in zip(models.items(), featurized_by_modality, strict=True):
-        embedded, failures = items | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
-            model.directory, options.min_batch_size, options.max_batch_size
+    for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
+        embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
+            model.directory, options.max_batch_nnz
         )
         rows.append(
             embedded
@@ -108,14 +108,13 @@ def build_embed_pipeline(
         )
         encode_failures.append(failures)
     dead_letters = (
-        read_failures,
-        featurize_failures,
+        read_and_featurize_failures,
         *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
     _ = {
         "rows": rows | "FlattenRows" >> beam.Flatten(),
         "dead_letters": dead_letters,
-        "inputs": refs,
+        "inputs": ref_batches | "OneRefPerInput" >> beam.FlatMap(lambda batch: batch),
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
@@ -142,7 +141,7 @@ def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRe
         "label_from": job.label_from,
         "models": {modality: model.directory for modality, model in models.items()},
         "max_input_bytes": job.max_input_bytes,
-        "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
+        "max_batch_nnz": options.max_batch_nnz,
         "runner": options.view_as(StandardOptions).runner or "DirectRunner",
     }

@@ -2,7 +2,9 @@
 
 The centroids are loaded from the model directory in `setup()` rather than
 passed as a side input, so the stage runs unchanged on runners without side
-input support (DaskRunner) and on every worker of a distributed one.
+input support (DaskRunner) and on every worker of a distributed one. A batch
+is assigned at once (numpy over the batch); the rows of the table leave here,
+one element per input.
 """
 
 from __future__ import annotations
@@ -12,25 +14,33 @@ from collections.abc import Callable, Iterator
 import apache_beam as beam
 import numpy as np
 
-from transforms.records import EmbeddedInput, EmbeddingRow
+from transforms.records import EmbeddedBatch, EmbeddingRow
+
+
+def nearest_centroids(
+    embeddings: np.ndarray, centroids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `embeddings` [n, d]: index of the closest centroid, and the distance."""
+    distances = np.linalg.norm(embeddings[:, None, :] - centroids[None, :, :], axis=2)
+    nearest = distances.argmin(axis=1)
+    return nearest, distances[np.arange(len(nearest)), nearest]
 
 
 def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> tuple[int, float]:
     """Index of the closest centroid and the Euclidean distance to it."""
-    distances = np.linalg.norm(centroids - embedding, axis=1)
-    nearest = int(np.argmin(distances))
-    return nearest, float(distances[nearest])
+    nearest, distance = nearest_centroids(embedding[None, :], centroids)
+    return int(nearest[0]), float(distance[0])
 
 
 class AssignClusters(beam.PTransform):
-    """PCollection[EmbeddedInput] -> PCollection[EmbeddingRow]."""
+    """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRow]."""
 
     def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
         super().__init__()
         self._load_centroids = load_centroids
         self._model_version = model_version
 
-    def expand(self, embedded: beam.PCollection[EmbeddedInput]) -> beam.PCollection[EmbeddingRow]:
+    def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> beam.PCollection[EmbeddingRow]:
         return embedded | "AssignNearestCentroid" >> beam.ParDo(
             _AssignNearestCentroid(self._load_centroids, self._model_version)
         )
@@ -45,16 +55,25 @@ class _AssignNearestCentroid(beam.DoFn):
     def setup(self) -> None:
         self._centroids = self._load_centroids()
 
-    def process(self, item: EmbeddedInput) -> Iterator[EmbeddingRow]:
-        cluster_id, distance = nearest_centroid(item.embedding, self._centroids)
-        yield EmbeddingRow(
-            modality=item.ref.modality,
-            id=item.ref.id,
-            uri=item.ref.uri,
-            label=item.ref.label,
-            embedding=item.embedding.astype(np.float32, copy=False),
-            cluster_id=cluster_id,
-            cluster_distance=distance,
-            nnz=item.nnz,
-            model_version=self._model_version,
-        )
+    def process(self, batch: EmbeddedBatch) -> Iterator[EmbeddingRow]:
+        embeddings = batch.embeddings.astype(np.float32, copy=False)
+        cluster_ids, distances = nearest_centroids(embeddings, self._centroids)
+        for ref, embedding, cluster_id, distance, nnz in zip(
+            batch.refs,
+            embeddings,
+            cluster_ids.tolist(),
+            distances.tolist(),
+            batch.nnz.tolist(),
+            strict=True,
+        ):
+            yield EmbeddingRow(
+                modality=ref.modality,
+                id=ref.id,
+                uri=ref.uri,
+                label=ref.label,
+                embedding=embedding,
+                cluster_id=cluster_id,
+                cluster_distance=distance,
+                nnz=nnz,
+                model_version=self._model_version,
+            )

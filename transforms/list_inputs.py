@@ -57,23 +57,48 @@ class ListInputs(beam.PTransform):
         self._source = source
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[InputRef]:
-        source = self._source
-        if source.pattern is not None:
-            refs = (
-                pbegin
-                | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
-                | "RefFromFile"
-                >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
-                | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
-            )
-        else:
-            refs = (
-                pbegin
-                | "CreateManifestPath" >> beam.Create([source.manifest])
-                | "ReadManifestRows" >> beam.FlatMap(read_manifest_rows)
-                | "RefFromManifestRow" >> beam.Map(ref_from_manifest_row, manifest=source.manifest)
-            )
-        return refs | "SpreadInputs" >> beam.Reshuffle()
+        return _list_refs(pbegin, self._source) | "SpreadInputs" >> beam.Reshuffle()
+
+
+class ListInputBatches(beam.PTransform):
+    """PBegin -> PCollection[list[InputRef]]: the inputs in batches, reshuffled as batches.
+
+    A reshuffle costs about as much per element as reading a small file, so
+    spreading batches rather than single inputs over the workers saves that
+    cost on every input. Batches hold `batch_size` refs (a worker's last one
+    fewer): a fixed size, since before the reshuffle there is no downstream
+    work whose cost an adaptive size could follow.
+    """
+
+    def __init__(self, source: InputSource, batch_size: int) -> None:
+        super().__init__()
+        self._source = source
+        self._batch_size = batch_size
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[list[InputRef]]:
+        return (
+            _list_refs(pbegin, self._source)
+            | "BatchInputs"
+            >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
+            | "SpreadInputBatches" >> beam.Reshuffle()
+        )
+
+
+def _list_refs(pbegin: beam.pvalue.PBegin, source: InputSource) -> beam.PCollection[InputRef]:
+    if source.pattern is not None:
+        return (
+            pbegin
+            | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
+            | "RefFromFile"
+            >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
+            | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
+        )
+    return (
+        pbegin
+        | "CreateManifestPath" >> beam.Create([source.manifest])
+        | "ReadManifestRows" >> beam.FlatMap(read_manifest_rows)
+        | "RefFromManifestRow" >> beam.Map(ref_from_manifest_row, manifest=source.manifest)
+    )
 
 
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
