@@ -161,20 +161,37 @@ def run_variant(variant: str, model_dir: str, pattern: str, output: str) -> dict
 
 
 def measure_child(command: list[str]) -> dict:
-    """Runs `command`, sampling the summed RSS of its whole process tree every 20 ms."""
+    """Runs `command`, sampling its whole process tree every 20 ms.
+
+    Adds the peak of the tree's summed RSS and the tree's CPU seconds (user +
+    system of every process seen, at its last sample) minus what the child
+    reports as spent before its clock started (`cpu_before_clock_s`, imports).
+    """
     child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    root, peak = psutil.Process(child.pid), 0
+    root, peak, cpu_by_process = psutil.Process(child.pid), 0, {}
     while child.poll() is None:
         try:
             tree = [root, *root.children(recursive=True)]
-            peak = max(peak, sum(process.memory_info().rss for process in tree))
-        except psutil.Error:  # a process ended between listing and reading it
-            pass
+        except psutil.Error:
+            break
+        rss = 0
+        for process in tree:
+            try:
+                with process.oneshot():
+                    rss += process.memory_info().rss
+                    times = process.cpu_times()
+                cpu_by_process[process.pid, process.create_time()] = times.user + times.system
+            except psutil.Error:  # a process ended between listing and reading it
+                pass
+        peak = max(peak, rss)
         time.sleep(0.02)
     stdout = child.stdout.read()
+    child.wait()
     if child.returncode != 0:
         raise RuntimeError(f"{command} failed with status {child.returncode}")
-    return {**json.loads(stdout.strip().splitlines()[-1]), "peak_rss_tree_mb": peak / 2**20}
+    reported = json.loads(stdout.strip().splitlines()[-1])
+    cpu_tree = sum(cpu_by_process.values()) - reported.get("cpu_before_clock_s", 0.0)
+    return {**reported, "peak_rss_tree_mb": peak / 2**20, "cpu_s_tree": cpu_tree}
 
 
 def main() -> None:
