@@ -33,6 +33,12 @@ setup(
             "ruff>=0.8",
             "psutil>=5.9",
         ],
+        # `python -m bench` compares against these; the pipeline does not need them.
+        "bench": [
+            "ray[data]>=2.60,<3",
+            "tensorflow-hub>=0.16,<1",  # Beam's stock TF model handlers import it
+            "psutil>=5.9",
+        ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
 )

@@ -14,6 +14,8 @@ import os
 import numpy as np
 
 BATCH_SIZE = 256
+READ_CPUS = {"num_cpus": 0.5}
+ACTOR_CPUS = 0.75  # 2 actors + reads = the 2 cores
 
 
 class EmbedFiles:
@@ -80,11 +82,14 @@ def ray_data_embed(model_dir: str, source: str, output: str, workers: int = 2) -
     try:
         paths = [ref.uri for ref in _list_inputs(source)]
         (
-            ray.data.read_binary_files(paths, include_paths=True)
+            # Reads and actors share the cores: actors holding a whole CPU each would
+            # starve the read tasks (Ray Data then waits forever on its resource budget).
+            ray.data.read_binary_files(paths, include_paths=True, ray_remote_args=READ_CPUS)
             .map_batches(
                 EmbedFiles,
                 fn_constructor_args=(model_dir,),
                 concurrency=workers,
+                num_cpus=ACTOR_CPUS,
                 batch_size=BATCH_SIZE,
                 batch_format="numpy",
             )

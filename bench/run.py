@@ -37,7 +37,7 @@ import statistics
 import sys
 import time
 
-from bench import record
+from bench import RESULTS_DIR, record
 from bench.embed_images import measure_child
 
 EMBEDBEAM_FLAGS = {
@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--variants", nargs="*", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
     parser.add_argument("--name", default="embed_bench", help="Results file: results/NAME.json.")
+    parser.add_argument("--results-dir", type=pathlib.Path, default=RESULTS_DIR)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--input", help=argparse.SUPPRESS)
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
         name, model, source = spec.split("=", 2)
         others = tuple(v for v in variants if v not in IMAGE_ONLY)
         results["sets"][name] = measure(others, model, source, args.workdir, args.repeats)
-    record(args.name, results)
+    record(args.name, results, args.results_dir)
 
 
 def _trained_image_model(workdir: pathlib.Path) -> pathlib.Path:
