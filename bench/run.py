@@ -113,10 +113,19 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
     from transforms.encode_embeddings import DEFAULT_MAX_BATCH_NNZ
     from transforms.modalities import make_batch_featurizer
     from transforms.read_inputs import DEFAULT_MAX_BYTES, read_bounded
+    from transforms.sparse import SparseRows
 
     info = read_model_info(model_dir)
     featurize = make_batch_featurizer(info.modality, info.featurizer, model_dir)
-    rows = featurize([read_bounded(ref, DEFAULT_MAX_BYTES) for ref in _list_inputs(source)]).rows
+    refs = _list_inputs(source)
+    rows = SparseRows.concat(
+        [
+            featurize(
+                [read_bounded(ref, DEFAULT_MAX_BYTES) for ref in refs[start : start + 4096]]
+            ).rows
+            for start in range(0, len(refs), 4096)
+        ]
+    )
     parts = list(rows.split_by_nnz(DEFAULT_MAX_BATCH_NNZ))
     embed = tf.saved_model.load(model_dir).signatures["embed"]
     walls = []
