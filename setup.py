@@ -46,6 +46,12 @@ setup(
         ],
         # Beam's DaskRunner (--runner=apache_beam.runners.dask.dask_runner.DaskRunner).
         "dask": ["dask>=2024.4.2,<2027", "distributed>=2024.4.2,<2027"],
+        # `python -m bench` compares against these; the pipeline does not need them.
+        "bench": [
+            "ray[data]>=2.60,<3",
+            "tensorflow-hub>=0.16,<1",  # Beam's stock TF model handlers import it
+            "psutil>=5.9",
+        ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
 )
