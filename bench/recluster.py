@@ -117,9 +117,7 @@ def stage_memory(rows: int, mode: str, table_dir: str) -> None:
 
     with beam.Pipeline() as pipeline:
         embedded = (
-            pipeline
-            | beam.Create(range(rows // SHARD_ROWS))
-            | beam.Map(embedded_batch, table_dir)
+            pipeline | beam.Create(range(rows // SHARD_ROWS)) | beam.Map(embedded_batch, table_dir)
         )
         if mode == "recluster":
             assigned, _ = embedded | Recluster("image", K, SEED, 5, "bench")

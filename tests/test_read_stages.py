@@ -266,6 +266,29 @@ def test_manifest_rows_that_do_not_parse_or_carry_bad_ids_are_dead_letters(image
                     ("manifest.jsonl#row=3", "bad_manifest_row"),
                     ("manifest.jsonl#row=4", "bad_manifest_row"),
                     ("a.png", "bad_id"),
+                ]
+            ),
+            label="dead letters",
+        )
+
+
+def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_folder):
+    manifest = image_folder / "manifest.csv"
+    manifest.write_text("uri,id\n7/a.png,a\n7/a.png,b,extra\nblank/b.png,c\n")
+
+    with TestPipeline() as p:
+        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+
+        assert_that(
+            refs | beam.Map(lambda ref: (ref.id, ref.problem and ref.problem[0])),
+            equal_to(
+                [
+                    ("a", None),
+                    ("c", None),
+                    (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
+                ]
+            ),
+        )
 
 
 def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image_folder):
@@ -302,24 +325,3 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
             ),
             label="dead letters",
         )
-
-
-def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_folder):
-    manifest = image_folder / "manifest.csv"
-    manifest.write_text("uri,id\n7/a.png,a\n7/a.png,b,extra\nblank/b.png,c\n")
-
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
-
-        assert_that(
-            refs | beam.Map(lambda ref: (ref.id, ref.problem and ref.problem[0])),
-            equal_to(
-                [
-                    ("a", None),
-                    ("c", None),
-                    (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
-                ]
-            ),
-        )
-
-
