@@ -73,8 +73,6 @@ class _FeaturizeFn(beam.DoFn):
             modality: make_featurizer(modality, settings, self._vocabulary_dirs.get(modality))
             for modality, settings in self._settings_by_modality.items()
         }
-        if self._progress_spec is not None:
-            self._progress = self._progress_spec.tracker()
 
     def process(self, raw: RawInput) -> Iterator[FeaturizedInput | beam.pvalue.TaggedOutput]:
         featurizer = self._featurizers.get(raw.ref.modality)
@@ -145,6 +143,8 @@ class _ReadAndFeaturizeBatchFn(beam.DoFn):
             modality: make_batch_featurizer(modality, settings, self._vocabulary_dirs[modality])
             for modality, settings in self._settings_by_modality.items()
         }
+        if self._progress_spec is not None:
+            self._progress = self._progress_spec.tracker()
 
     def process(
         self, refs: Sequence[InputRef]
