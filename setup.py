@@ -37,6 +37,7 @@ setup(
             "ruff>=0.8",
             "psutil>=5.9",
             "playwright>=1.50,<2",  # drives Debian's chromium; no browser download
+            "tensorflow-hub>=0.16,<1",  # Beam's stock TF handlers import it (bench smoke test)
             # Runner and deploy tests: DaskRunner's cluster, the manifests and Dockerfiles.
             "dask>=2024.4.2,<2027",
             "distributed>=2024.4.2,<2027",
