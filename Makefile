@@ -44,7 +44,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline transforms tests bench
 
 bench: system-packages $(STAMP)
-	$(BIN)/python -m bench.mnist_quality && $(BIN)/python -m bench.embed_images
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.mnist_quality && $(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) demo

@@ -37,6 +37,7 @@ setup(
             "ruff>=0.8",
             "psutil>=5.9",
             "playwright>=1.50,<2",  # drives Debian's chromium; no browser download
+            "tensorflow-hub>=0.16,<1",  # Beam's stock TF handlers import it (bench smoke test)
             # Runner and deploy tests: DaskRunner's cluster, the manifests and Dockerfiles.
             "dask>=2024.4.2,<2027",
             "distributed>=2024.4.2,<2027",
@@ -46,6 +47,12 @@ setup(
         ],
         # Beam's DaskRunner (--runner=apache_beam.runners.dask.dask_runner.DaskRunner).
         "dask": ["dask>=2024.4.2,<2027", "distributed>=2024.4.2,<2027"],
+        # `python -m bench` compares against these; the pipeline does not need them.
+        "bench": [
+            "ray[data]>=2.60,<3",
+            "tensorflow-hub>=0.16,<1",  # Beam's stock TF model handlers import it
+            "psutil>=5.9",
+        ],
     },
     entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
 )

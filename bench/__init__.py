@@ -11,11 +11,11 @@ import numpy as np
 RESULTS_DIR = pathlib.Path(__file__).parent / "results"
 
 
-def record(name: str, results: dict[str, Any]) -> None:
-    """Writes `results` to bench/results/<name>.json and prints them."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+def record(name: str, results: dict[str, Any], directory: pathlib.Path = RESULTS_DIR) -> None:
+    """Writes `results` to <directory>/<name>.json (bench/results/ by default) and prints them."""
+    directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(results, indent=2)
-    (RESULTS_DIR / f"{name}.json").write_text(text + "\n")
+    (directory / f"{name}.json").write_text(text + "\n")
     print(text)
 
 

@@ -39,7 +39,7 @@ from pipeline.demo import materialize
 from pipeline.quality import cluster_purity
 from transforms.assign_clusters import AssignClusters
 from transforms.recluster import Recluster
-from transforms.records import EmbeddedInput, InputRef
+from transforms.records import EmbeddedBatch, InputRef
 from transforms.schemas import vectors
 
 K = 10
@@ -100,14 +100,15 @@ def quality(out: pathlib.Path) -> dict:
     }
 
 
-def embedded_rows(shard: int, table_dir: str) -> list[EmbeddedInput]:
-    """Shard `shard` of a stream of embedded rows: real embeddings, shifted per shard."""
+def embedded_batch(shard: int, table_dir: str) -> EmbeddedBatch:
+    """Shard `shard` of a stream of embedded rows, as one batch: real embeddings, shifted per shard."""
     embeddings = vectors(ds.dataset(table_dir, partitioning="hive").to_table().column("embedding"))
     start = shard * SHARD_ROWS % len(embeddings)
-    return [
-        EmbeddedInput(InputRef(f"{shard}-{i}", f"/bench/{shard}/{i}", None, "image"), 1, vector)
-        for i, vector in enumerate(embeddings[start : start + SHARD_ROWS] + 1e-3 * shard)
-    ]
+    chosen = embeddings[start : start + SHARD_ROWS] + 1e-3 * shard
+    refs = tuple(
+        InputRef(f"{shard}-{i}", f"/bench/{shard}/{i}", None, "image") for i in range(len(chosen))
+    )
+    return EmbeddedBatch(refs, np.ones(len(chosen), np.int64), chosen.astype(np.float32))
 
 
 def stage_memory(rows: int, mode: str, table_dir: str) -> None:
@@ -116,9 +117,7 @@ def stage_memory(rows: int, mode: str, table_dir: str) -> None:
 
     with beam.Pipeline() as pipeline:
         embedded = (
-            pipeline
-            | beam.Create(range(rows // SHARD_ROWS))
-            | beam.FlatMap(embedded_rows, table_dir)
+            pipeline | beam.Create(range(rows // SHARD_ROWS)) | beam.Map(embedded_batch, table_dir)
         )
         if mode == "recluster":
             assigned, _ = embedded | Recluster("image", K, SEED, 5, "bench")

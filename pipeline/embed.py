@@ -1,10 +1,14 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputs -> SkipKnownIds (--resume) -> ReadInputs -> Featurize -> EncodeEmbeddings
-        -> AssignClusters -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
+    ListInputs -> SkipKnownIds (--resume) -> BatchInputs -> ReadAndFeaturize -> EncodeEmbeddings
+        -> AssignClusters (or Recluster) -> WriteEmbeddings (staged, committed with _SUCCESS
+        and _manifest.json)
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
-refuses to commit unless inputs seen = rows + dead letters.
+refuses to commit unless inputs seen = rows + dead letters. From reading to
+cluster assignment, elements are batches of inputs (bench/README.md measures
+why: Beam's per-element cost, paid once per batch, and numpy and TFT over a
+batch); AssignClusters hands the writer one row per input.
 """
 
 from __future__ import annotations
@@ -25,10 +29,9 @@ from pipeline.resume import plan_resume
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
-from transforms.featurize import Featurize
+from transforms.featurize import ReadAndFeaturize
 from transforms.files import absolute
-from transforms.list_inputs import ListInputs
-from transforms.read_inputs import ReadInputs
+from transforms.list_inputs import BatchInputs, ListInputs
 from transforms.recluster import Recluster
 from transforms.skip_known_ids import SkipKnownIds
 from transforms.write_embeddings import (
@@ -92,8 +95,6 @@ def build_embed_pipeline(
     check_output_dir(job.output, SUCCESS, job.overwrite or options.resume)
     source = input_source(job)
     models = resolve_models(options.model)
-    if options.min_batch_size > options.max_batch_size:
-        raise UserError("--min-batch-size must not exceed --max-batch-size")
     if options.recluster and options.recluster > options.recluster_sample:
         raise UserError("--recluster K must not exceed --recluster-sample")
     if options.recluster and options.resume:
@@ -109,25 +110,27 @@ def build_embed_pipeline(
 
     run_id = _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
-    refs = pipeline | "ListInputs" >> ListInputs(source)
+    refs = pipeline | "ListInputs" >> ListInputs(source, spread=False)
     to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
     progress = progress_spec("embed", source, options, run_id)
     if options.resume:  # skipped inputs never reach reading: no total, no ETA
         progress = dataclasses.replace(progress, total=None)
-    raw_inputs, read_failures = to_embed | "ReadInputs" >> ReadInputs(job.max_input_bytes, progress)
-    featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
+    ref_batches = to_embed | "BatchInputs" >> BatchInputs(options.max_batch_size)
+    featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
+        max_bytes=job.max_input_bytes,
+        progress=progress,
     )
-    # Featurize dead-letters every modality without a model, so the index exists.
+    # ReadAndFeaturize dead-letters every modality without a model, so the index exists.
     partition_of = {modality: i for i, modality in enumerate(models)}
     featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
-        lambda item, _: partition_of[item.ref.modality], len(models)
+        lambda batch, _: partition_of[batch.modality], len(models)
     )
     rows, encode_failures, refits = [], [], []
-    for (modality, model), items in zip(models.items(), featurized_by_modality, strict=True):
-        embedded, failures = items | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
-            model.directory, options.min_batch_size, options.max_batch_size
+    for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
+        embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
+            model.directory, options.max_batch_nnz
         )
         if options.recluster:
             assigned, refit = embedded | f"Recluster[{modality}]" >> Recluster(
@@ -146,8 +149,7 @@ def build_embed_pipeline(
         rows.append(assigned)
         encode_failures.append(failures)
     dead_letters = (
-        read_failures,
-        featurize_failures,
+        read_and_featurize_failures,
         *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
     _ = {
@@ -182,8 +184,8 @@ def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRe
         "label_from": job.label_from,
         "models": {modality: model.directory for modality, model in models.items()},
         "max_input_bytes": job.max_input_bytes,
-        "min_batch_size": options.min_batch_size,
         "max_batch_size": options.max_batch_size,
+        "max_batch_nnz": options.max_batch_nnz,
         "resume": options.resume,
         "recluster": options.recluster,
         "recluster_seed": options.recluster_seed,

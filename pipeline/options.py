@@ -10,6 +10,7 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from transforms.encode_embeddings import DEFAULT_MAX_BATCH_NNZ
 from transforms.modalities import SUPPORTED
 from transforms.read_inputs import DEFAULT_MAX_BYTES
 from transforms.recluster import DEFAULT_SAMPLE_SIZE
@@ -189,16 +190,18 @@ class EmbedOptions(PipelineOptions):
             "input goes to the model of its modality, into its own modality= partition.",
         )
         parser.add_argument(
-            "--min-batch-size",
-            type=positive_int,
-            default=32,
-            help="Smallest batch of rows sent to the encoder (batches adapt within the bounds).",
-        )
-        parser.add_argument(
             "--max-batch-size",
             type=positive_int,
-            default=2048,
-            help="Largest batch of rows sent to the encoder.",
+            default=256,
+            help="Inputs per batch read, featurized and assigned together (Beam handles a "
+            "batch as one element; batches spread over the workers).",
+        )
+        parser.add_argument(
+            "--max-batch-nnz",
+            type=positive_int,
+            default=DEFAULT_MAX_BATCH_NNZ,
+            help="Largest number of non-zero features in one encoder call: ragged rows are "
+            "batched by their total non-zeros, not their count, so memory stays bounded.",
         )
         parser.add_argument(
             "--resume",

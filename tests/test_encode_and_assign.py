@@ -14,7 +14,8 @@ from pipeline.model_dir import CENTROIDS, read_model_info
 from transforms.assign_clusters import AssignClusters, nearest_centroid
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
-from transforms.records import FeaturizedInput, InputRef
+from transforms.records import FeaturizedBatch, InputRef
+from transforms.sparse import SparseRows
 from transforms.sparse.image import featurize_image
 
 
@@ -28,13 +29,19 @@ def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
     images, labels = digits
     info = read_model_info(str(trained_model))
     centroids = read_centroids(str(trained_model / CENTROIDS))
-    picks = [0, 2500, 4999]
-    items = [
-        FeaturizedInput(
-            InputRef(f"id{i}", f"/digits/{i}.png", str(labels[i]), "image"),
-            featurize_image(png_bytes(images[i])),
+    picks = [[0, 2500], [4999]]  # two featurized batches
+    batches = [
+        FeaturizedBatch(
+            "image",
+            tuple(InputRef(f"id{i}", f"/digits/{i}.png", str(labels[i]), "image") for i in pick),
+            SparseRows.stack([featurize_image(png_bytes(images[i])) for i in pick]),
         )
-        for i in picks
+        for pick in picks
+    ]
+    expected = [
+        (ref.id, ref.label, int(nnz))
+        for batch in batches
+        for ref, nnz in zip(batch.refs, batch.rows.lengths, strict=True)
     ]
 
     def check(row):
@@ -46,17 +53,32 @@ def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
 
     with TestPipeline() as p:
         embedded, failures = (
-            p
-            | beam.Create(items)
-            | EncodeEmbeddings(str(trained_model), min_batch_size=1, max_batch_size=2)
+            p | beam.Create(batches) | EncodeEmbeddings(str(trained_model), max_batch_nnz=200)
         )
         rows = embedded | AssignClusters(
             functools.partial(read_centroids, str(trained_model / CENTROIDS)), info.model_version
         )
 
-        assert_that(
-            rows | beam.Map(check),
-            equal_to([(item.ref.id, item.ref.label, item.features.nnz) for item in items]),
-            label="rows",
-        )
+        assert_that(rows | beam.Map(check), equal_to(expected), label="rows")
         assert_that(failures, equal_to([]), label="no failures")
+
+
+def test_a_batch_the_model_rejects_makes_every_input_in_it_a_dead_letter(trained_model):
+    refs = tuple(InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(2))
+    out_of_vocabulary = SparseRows(  # feature id 10**6 is far outside the 784-cell grid
+        np.array([3, 10**6], np.int64), np.ones(2, np.float32), np.array([0, 1, 2], np.int64)
+    )
+
+    with TestPipeline() as p:
+        embedded, failures = (
+            p
+            | beam.Create([FeaturizedBatch("image", refs, out_of_vocabulary)])
+            | EncodeEmbeddings(str(trained_model))
+        )
+
+        assert_that(embedded, equal_to([]), label="nothing embedded")
+        assert_that(
+            failures | beam.Map(lambda letter: (letter.uri, letter.stage)),
+            equal_to([("/in/0.png", "encode"), ("/in/1.png", "encode")]),
+            label="dead letters",
+        )

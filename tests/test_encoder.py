@@ -74,14 +74,23 @@ def test_a_row_embeds_to_the_same_bytes_alone_or_in_any_batch(tiny_saved_model, 
 
 def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, digits):
     images, _ = digits
-    handler = SparseEncoderModelHandler(str(tiny_saved_model), min_batch_size=2, max_batch_size=8)
+    handler = SparseEncoderModelHandler(str(tiny_saved_model), max_batch_nnz=300)
     model = handler.load_model()
-    examples = [featurize_image(png_bytes(images[i])) for i in (0, 1000, 4999)]
-    assert len({row.nnz for row in examples}) == 3  # really ragged
+    rows = [featurize_image(png_bytes(images[i])) for i in (0, 1000, 2000, 3000, 4999)]
+    assert len({row.nnz for row in rows}) == 5  # really ragged
+    examples = [SparseRows.stack(rows[:2]), SparseRows.stack(rows[2:])]  # batches of 2 and 3
 
     results = list(handler.run_inference(examples, model))
-    one_by_one = [handler.run_inference([row], model)[0].inference for row in examples]
+    one_by_one = [handler.run_inference([SparseRows.stack([row])], model)[0] for row in rows]
 
     assert [r.example for r in results] == examples
-    assert np.array_equal(np.stack([r.inference for r in results]), np.stack(one_by_one))
-    assert handler.batch_elements_kwargs() == {"min_batch_size": 2, "max_batch_size": 8}
+    assert [r.inference.shape for r in results] == [(2, 4), (3, 4)]
+    assert np.array_equal(
+        np.concatenate([r.inference for r in results]),
+        np.concatenate([r.inference for r in one_by_one]),
+    )
+    # RunInference groups examples by their non-zeros, up to the bound.
+    kwargs = handler.batch_elements_kwargs()
+    assert kwargs["max_batch_size"] == 300
+    assert kwargs["element_size_fn"](examples[1]) == examples[1].nnz
+    assert kwargs["element_size_fn"](("key", examples[1])) == examples[1].nnz

@@ -10,7 +10,7 @@ from PIL import Image
 
 from tests.conftest import encode
 from transforms.sparse import InvalidInput
-from transforms.sparse.image import featurize_image
+from transforms.sparse.image import featurize_image, featurize_images
 
 
 def test_real_digit_keeps_its_bright_strokes(seven_png):
@@ -99,3 +99,33 @@ def test_a_header_promising_huge_dimensions_is_refused_before_decoding():
         featurize_image(huge)
 
     assert caught.value.reason == "image_too_large"
+
+
+def test_a_batch_featurizes_exactly_as_one_image_at_a_time(digits, seven_png):
+    images, _ = digits
+    from pipeline.digits import png_bytes
+
+    on_paper = encode(Image.fromarray(255 - np.asarray(Image.open(io.BytesIO(seven_png)))), "PNG")
+    wide = Image.new("L", (56, 28))
+    wide.paste(Image.open(io.BytesIO(seven_png)), (14, 0))
+    datas = [png_bytes(images[i]) for i in range(0, 5000, 250)]
+    datas[3:3] = [b"not an image", on_paper, encode(Image.new("L", (28, 28)), "PNG")]
+    datas.append(encode(wide, "JPEG"))
+
+    result = featurize_images(datas)
+
+    one_by_one = []
+    for data in datas:
+        try:
+            one_by_one.append(featurize_image(data))
+        except InvalidInput as error:
+            one_by_one.append(error.reason)
+    assert [(i, error.reason) for i, error in result.failures] == [
+        (3, "undecodable_image"),
+        (5, "no_active_features"),
+    ]
+    expected = [f for f in one_by_one if not isinstance(f, str)]
+    assert result.kept.tolist() == [i for i, f in enumerate(one_by_one) if not isinstance(f, str)]
+    assert result.rows.lengths.tolist() == [f.nnz for f in expected]
+    assert result.rows.ids.tobytes() == np.concatenate([f.ids for f in expected]).tobytes()
+    assert result.rows.weights.tobytes() == np.concatenate([f.weights for f in expected]).tobytes()

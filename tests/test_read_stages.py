@@ -13,10 +13,11 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image
 
 from tests.conftest import encode
-from transforms.featurize import Featurize
+from transforms.featurize import Featurize, ReadAndFeaturize
 from transforms.list_inputs import InputSource, ListInputs
+from transforms.modalities import modality_for_uri
 from transforms.read_inputs import ReadInputs
-from transforms.records import id_for_uri
+from transforms.records import InputRef, id_for_uri
 
 
 @pytest.fixture
@@ -287,4 +288,40 @@ def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_
                     (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
                 ]
             ),
+        )
+
+
+def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image_folder):
+    (image_folder / "7" / "c.txt").write_text("seven")
+    refs = [
+        InputRef(id_for_uri(str(path)), str(path), path.parent.name, modality_for_uri(str(path)))
+        for path in sorted(image_folder.glob("*/*"))
+    ]
+    refs.append(InputRef("gone", str(image_folder / "gone.png"), None, "image"))
+
+    with TestPipeline() as p:
+        featurized, dead_letters = (
+            p
+            | beam.Create([refs[:2], refs[2:]])
+            | ReadAndFeaturize({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"})
+        )
+
+        assert_that(
+            featurized
+            | beam.FlatMap(lambda batch: [(ref.label, batch.modality) for ref in batch.refs]),
+            equal_to([("7", "image")]),
+            label="featurized",
+        )
+        assert_that(
+            dead_letters
+            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            equal_to(
+                [
+                    ("b.png", "featurize", "no_active_features"),
+                    ("c.txt", "featurize", "no_model_for_modality"),
+                    ("gone.png", "read", "missing_file"),
+                    ("notes.xyz", "read", "unknown_modality"),
+                ]
+            ),
+            label="dead letters",
         )

@@ -22,30 +22,37 @@ from transforms.recluster import (
     SumSquaredDistances,
     bounded_sample_fn,
     fit_kmeans,
-    sample_key,
+    keyed_for_sample,
 )
-from transforms.records import EmbeddedInput, EmbeddingRow, InputRef
+from transforms.records import EmbeddedBatch, EmbeddingRow, InputRef
 from transforms.schemas import vectors
 
 BLOB_CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
 
 
-def _item(i: int, vector) -> EmbeddedInput:
-    return EmbeddedInput(
-        InputRef(f"id{i}", f"/in/{i}.png", None, "image"), 7, np.asarray(vector, np.float32)
+def _batch(vectors, first_id: int = 0) -> EmbeddedBatch:
+    """Rows `id<first_id>`, `id<first_id + 1>`, ... embedded as `vectors`."""
+    refs = tuple(
+        InputRef(f"id{i}", f"/in/{i}.png", None, "image")
+        for i in range(first_id, first_id + len(vectors))
     )
+    return EmbeddedBatch(refs, np.full(len(vectors), 7), np.asarray(vectors, np.float32))
 
 
-def _blobs(per_blob: int) -> list[EmbeddedInput]:
+def _blobs(per_blob: int) -> EmbeddedBatch:
     """Three tight, well separated blobs; row i belongs to blob i % 3."""
     noise = np.random.default_rng(0).normal(0, 0.5, (3 * per_blob, 2))
-    return [_item(i, BLOB_CENTRES[i % 3] + noise[i]) for i in range(3 * per_blob)]
+    return _batch([BLOB_CENTRES[i % 3] + noise[i] for i in range(3 * per_blob)])
+
+
+def _keyed(batch: EmbeddedBatch, seed: int) -> list[tuple[bytes, np.ndarray]]:
+    return list(keyed_for_sample(batch, seed))
 
 
 def test_the_sample_accumulator_never_holds_more_than_its_bound():
     sample_size = 50
     combine = bounded_sample_fn(sample_size)
-    keyed = [(sample_key(item, seed=0), item.embedding) for item in _blobs(200)]
+    keyed = _keyed(_blobs(200), seed=0)
     bundles = [keyed[i::4] for i in range(4)]  # 4 workers' partial accumulators
 
     accumulators = []
@@ -63,7 +70,7 @@ def test_the_sample_accumulator_never_holds_more_than_its_bound():
 
 
 def test_fit_is_the_same_whatever_order_the_sample_arrives_in():
-    keyed = [(sample_key(item, seed=3), item.embedding) for item in _blobs(40)]
+    keyed = _keyed(_blobs(40), seed=3)
 
     first = fit_kmeans(keyed, k=3, seed=3, dim=2)
     second = fit_kmeans(list(reversed(keyed)), k=3, seed=3, dim=2)
@@ -74,8 +81,8 @@ def test_fit_is_the_same_whatever_order_the_sample_arrives_in():
 
 
 def test_k_above_the_distinct_embeddings_is_clamped_and_recorded():
-    repeated = [_item(i, BLOB_CENTRES[i % 2]) for i in range(10)]  # 2 distinct vectors
-    keyed = [(sample_key(item, seed=0), item.embedding) for item in repeated]
+    repeated = _batch([BLOB_CENTRES[i % 2] for i in range(10)])  # 2 distinct vectors
+    keyed = _keyed(repeated, seed=0)
 
     fit = fit_kmeans(keyed, k=4, seed=0, dim=2)
 
@@ -107,7 +114,10 @@ def test_inertia_is_the_same_however_rows_are_bundled_and_does_not_overflow():
 
 
 def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline():
-    items = _blobs(30)
+    blobs = _blobs(30)
+    batches = [  # as the embed job passes them: several batches
+        _batch(blobs.embeddings[start : start + 25], first_id=start) for start in range(0, 90, 25)
+    ]
 
     def refit_summary(refit):
         modality, record = refit
@@ -116,7 +126,7 @@ def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline():
     with TestPipeline() as p:
         rows, refit = (
             p
-            | beam.Create(items)
+            | beam.Create(batches)
             | Recluster("image", k=3, seed=0, embedding_dim=2, model_version="v1", sample_size=40)
         )
         # Every row of a blob shares one cluster id, and the three ids differ.

@@ -35,3 +35,15 @@ def test_an_empty_batch_has_one_split():
     rows = SparseRows.stack([])
 
     assert rows.num_rows == 0 and rows.row_splits.tolist() == [0]
+
+
+def test_split_by_nnz_keeps_each_run_within_the_bound_and_a_long_row_alone():
+    rows = SparseRows.stack(
+        [_row([1, 2], [1, 1]), _row([3], [1]), _row([4, 5, 6, 7, 8], [1] * 5), _row([9], [1])]
+    )
+
+    parts = list(rows.split_by_nnz(3))
+
+    assert [part.row_splits.tolist() for part in parts] == [[0, 2, 3], [0, 5], [0, 1]]
+    np.testing.assert_array_equal(np.concatenate([part.ids for part in parts]), rows.ids)
+    assert SparseRows.concat(parts).row_splits.tolist() == rows.row_splits.tolist()

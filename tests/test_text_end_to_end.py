@@ -114,3 +114,26 @@ def test_a_manifest_with_inline_text_embeds_each_row(text_model, tmp_path):
     assert sorted(table.column("id").to_pylist()) == ["apple", "oak"]
     assert table.column("uri").to_pylist()[0].startswith(f"{manifest}#")
     assert (letter["uri"], letter["error"]) == (f"{manifest}#blank", "no_tokens")
+
+
+def test_a_batch_of_documents_gets_the_ids_and_weights_each_gets_alone(text_model):
+    from transforms.modalities import make_batch_featurizer, make_featurizer
+    from transforms.sparse import SparseRows
+
+    settings = read_model_info(str(text_model)).featurizer
+    documents = [
+        b"a large cat of the mountains",
+        b"",  # no words: a dead letter in the batch as alone
+        b"zzqx unseen words land in hash buckets",
+        b"a container for liquids; a vessel",
+    ]
+
+    result = make_batch_featurizer("text", settings, str(text_model))(documents)
+
+    one_at_a_time = make_featurizer("text", settings, str(text_model))
+    alone = SparseRows.stack([one_at_a_time(documents[i]) for i in (0, 2, 3)])
+    assert result.kept.tolist() == [0, 2, 3]
+    assert [(i, error.reason) for i, error in result.failures] == [(1, "no_tokens")]
+    assert result.rows.row_splits.tolist() == alone.row_splits.tolist()
+    assert result.rows.ids.tolist() == alone.ids.tolist()
+    assert result.rows.weights.tobytes() == alone.weights.tobytes()

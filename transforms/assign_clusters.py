@@ -5,7 +5,8 @@ than passed as a side input, so the stage runs unchanged on runners without
 side input support (DaskRunner) and on every worker of a distributed one.
 Centroids fitted in this run (`--recluster`, transforms/recluster.py) exist
 only as a PCollection; they come in as a singleton side input, the one place
-the embed job needs side inputs.
+the embed job needs side inputs. A batch is assigned at once (numpy over the
+batch); the rows of the table leave here, one element per input.
 """
 
 from __future__ import annotations
@@ -15,34 +16,26 @@ from collections.abc import Callable, Iterator
 import apache_beam as beam
 import numpy as np
 
-from transforms.records import EmbeddedInput, EmbeddingRow
+from transforms.records import EmbeddedBatch, EmbeddingRow
+
+
+def nearest_centroids(
+    embeddings: np.ndarray, centroids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of `embeddings` [n, d]: index of the closest centroid, and the distance."""
+    distances = np.linalg.norm(embeddings[:, None, :] - centroids[None, :, :], axis=2)
+    nearest = distances.argmin(axis=1)
+    return nearest, distances[np.arange(len(nearest)), nearest]
 
 
 def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> tuple[int, float]:
     """Index of the closest centroid and the Euclidean distance to it."""
-    distances = np.linalg.norm(centroids - embedding, axis=1)
-    nearest = int(np.argmin(distances))
-    return nearest, float(distances[nearest])
-
-
-def embedding_row(item: EmbeddedInput, centroids: np.ndarray, model_version: str) -> EmbeddingRow:
-    """The table row of one embedded input, assigned to its nearest centroid."""
-    cluster_id, distance = nearest_centroid(item.embedding, centroids)
-    return EmbeddingRow(
-        modality=item.ref.modality,
-        id=item.ref.id,
-        uri=item.ref.uri,
-        label=item.ref.label,
-        embedding=item.embedding.astype(np.float32, copy=False),
-        cluster_id=cluster_id,
-        cluster_distance=distance,
-        nnz=item.nnz,
-        model_version=model_version,
-    )
+    nearest, distance = nearest_centroids(embedding[None, :], centroids)
+    return int(nearest[0]), float(distance[0])
 
 
 class AssignClusters(beam.PTransform):
-    """PCollection[EmbeddedInput] -> PCollection[EmbeddingRow].
+    """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRow].
 
     `centroids` is a loader (the model's centroids, read once per worker) or a
     PCollection holding one [k, d] array (centroids fitted in this run).
@@ -55,10 +48,11 @@ class AssignClusters(beam.PTransform):
         self._centroids = centroids
         self._model_version = model_version
 
-    def expand(self, embedded: beam.PCollection[EmbeddedInput]) -> beam.PCollection[EmbeddingRow]:
+    def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> beam.PCollection[EmbeddingRow]:
         if isinstance(self._centroids, beam.PCollection):
-            return embedded | "AssignNearestFittedCentroid" >> beam.Map(
-                embedding_row, beam.pvalue.AsSingleton(self._centroids), self._model_version
+            return embedded | "AssignNearestFittedCentroid" >> beam.ParDo(
+                _AssignNearestCentroid(None, self._model_version),
+                beam.pvalue.AsSingleton(self._centroids),
             )
         return embedded | "AssignNearestCentroid" >> beam.ParDo(
             _AssignNearestCentroid(self._centroids, self._model_version)
@@ -66,13 +60,37 @@ class AssignClusters(beam.PTransform):
 
 
 class _AssignNearestCentroid(beam.DoFn):
-    def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
+    def __init__(self, load_centroids: Callable[[], np.ndarray] | None, model_version: str) -> None:
         self._load_centroids = load_centroids
         self._model_version = model_version
         self._centroids: np.ndarray | None = None
 
     def setup(self) -> None:
-        self._centroids = self._load_centroids()
+        if self._load_centroids is not None:
+            self._centroids = self._load_centroids()
 
-    def process(self, item: EmbeddedInput) -> Iterator[EmbeddingRow]:
-        yield embedding_row(item, self._centroids, self._model_version)
+    def process(
+        self, batch: EmbeddedBatch, fitted_centroids: np.ndarray | None = None
+    ) -> Iterator[EmbeddingRow]:
+        centroids = self._centroids if fitted_centroids is None else fitted_centroids
+        embeddings = batch.embeddings.astype(np.float32, copy=False)
+        cluster_ids, distances = nearest_centroids(embeddings, centroids)
+        for ref, embedding, cluster_id, distance, nnz in zip(
+            batch.refs,
+            embeddings,
+            cluster_ids.tolist(),
+            distances.tolist(),
+            batch.nnz.tolist(),
+            strict=True,
+        ):
+            yield EmbeddingRow(
+                modality=ref.modality,
+                id=ref.id,
+                uri=ref.uri,
+                label=ref.label,
+                embedding=embedding,
+                cluster_id=cluster_id,
+                cluster_distance=distance,
+                nnz=nnz,
+                model_version=self._model_version,
+            )

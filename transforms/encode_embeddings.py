@@ -1,10 +1,13 @@
-"""EncodeEmbeddings: sparse features -> embeddings, batched through the SavedModel.
+"""EncodeEmbeddings: featurized batches -> embeddings, through the SavedModel's `embed`.
 
-Beam's RunInference does the batching (adaptive, within min/max bounds), loads
-the model once per worker process and shares it across threads. Stock
-TensorFlow handlers need dense, equal-length examples; ours are ragged, so
-`SparseEncoderModelHandler` lays a batch end to end (ids, weights,
-row_splits) and calls the model's `embed` signature with no padding.
+Beam's RunInference loads the model once per worker process (shared across
+its threads), batches, and reports metrics. Stock TensorFlow handlers need
+dense, equal-length examples; ours are ragged, so `SparseEncoderModelHandler`
+lays rows end to end (ids, weights, row_splits) and calls the model's `embed`
+signature with no padding. Its examples are already batches (SparseRows of the
+inputs read and featurized together); RunInference groups them by their total
+non-zeros, and no model call gets more than `max_batch_nnz` of them, so the
+memory of a call does not depend on how many rows happen to be short or long.
 """
 
 from __future__ import annotations
@@ -23,19 +26,25 @@ from apache_beam.ml.inference.base import (
 )
 
 from transforms.dead_letters import to_dead_letter
-from transforms.records import EmbeddedInput, FeaturizedInput, InputRef
-from transforms.sparse import SparseFeatures, SparseRows
+from transforms.records import EmbeddedBatch, FeaturizedBatch, InputRef
+from transforms.sparse import SparseRows
 
 STAGE = "encode"
 EMBED_SIGNATURE = "embed"
+DEFAULT_MAX_BATCH_NNZ = 16_384
 
 
-class SparseEncoderModelHandler(ModelHandler[SparseFeatures, PredictionResult, Any]):
-    """Runs the `embed` signature of an embedbeam SavedModel on ragged batches."""
+class SparseEncoderModelHandler(ModelHandler[SparseRows, PredictionResult, Any]):
+    """Runs the `embed` signature of an embedbeam SavedModel on ragged batches of rows.
 
-    def __init__(self, model_dir: str, min_batch_size: int = 32, max_batch_size: int = 2048):
-        super().__init__(min_batch_size=min_batch_size, max_batch_size=max_batch_size)
+    Each example is a SparseRows (one or many rows); its inference is the
+    float32 [rows, d] array of their embeddings.
+    """
+
+    def __init__(self, model_dir: str, max_batch_nnz: int = DEFAULT_MAX_BATCH_NNZ):
+        super().__init__()
         self._model_dir = model_dir
+        self._max_batch_nnz = max_batch_nnz
 
     def load_model(self) -> Any:
         # Imported here, not at module import: workers that never embed stay TF-free,
@@ -46,61 +55,79 @@ class SparseEncoderModelHandler(ModelHandler[SparseFeatures, PredictionResult, A
 
     def run_inference(
         self,
-        batch: Sequence[SparseFeatures],
+        batch: Sequence[SparseRows],
         model: Any,
         inference_args: dict[str, Any] | None = None,
     ) -> Iterable[PredictionResult]:
-        rows = SparseRows.stack(batch)
+        rows = SparseRows.concat(batch)
         # Keep a reference to the loaded object: a signature outlives its variables otherwise.
-        embeddings = model.signatures[EMBED_SIGNATURE](
-            ids=rows.ids, weights=rows.weights, row_splits=rows.row_splits
-        )["embedding"].numpy()
+        embed = model.signatures[EMBED_SIGNATURE]
+        parts = [
+            embed(ids=part.ids, weights=part.weights, row_splits=part.row_splits)["embedding"]
+            for part in rows.split_by_nnz(self._max_batch_nnz)
+        ]
+        embeddings = np.concatenate([part.numpy() for part in parts]) if parts else None
+        ends = np.cumsum([example.num_rows for example in batch])
         return [
-            PredictionResult(example, vector)
-            for example, vector in zip(batch, embeddings, strict=True)
+            PredictionResult(example, vectors)
+            for example, vectors in zip(batch, np.split(embeddings, ends[:-1]), strict=True)
         ]
 
-    def get_num_bytes(self, batch: Sequence[SparseFeatures]) -> int:
-        return sum(row.ids.nbytes + row.weights.nbytes for row in batch)
+    def batch_elements_kwargs(self) -> dict[str, Any]:
+        """RunInference groups examples (keyed or not) up to `max_batch_nnz` non-zeros."""
+        return {"min_batch_size": 1, "max_batch_size": self._max_batch_nnz, "element_size_fn": _nnz}
+
+    def get_num_bytes(self, batch: Sequence[SparseRows]) -> int:
+        return sum(rows.ids.nbytes + rows.weights.nbytes for rows in batch)
 
     def get_metrics_namespace(self) -> str:
         return "embedbeam"
 
 
+def _nnz(element: SparseRows | tuple[Any, SparseRows]) -> int:
+    rows = element[1] if isinstance(element, tuple) else element
+    return max(rows.nnz, 1)
+
+
 class EncodeEmbeddings(beam.PTransform):
-    """PCollection[FeaturizedInput] -> (PCollection[EmbeddedInput], PCollection[DeadLetter])."""
+    """PCollection[FeaturizedBatch] -> (PCollection[EmbeddedBatch], PCollection[DeadLetter])."""
 
-    def __init__(self, model_dir: str, min_batch_size: int = 32, max_batch_size: int = 2048):
+    def __init__(self, model_dir: str, max_batch_nnz: int = DEFAULT_MAX_BATCH_NNZ):
         super().__init__()
-        self._handler = KeyedModelHandler(
-            SparseEncoderModelHandler(model_dir, min_batch_size, max_batch_size)
-        )
+        self._handler = KeyedModelHandler(SparseEncoderModelHandler(model_dir, max_batch_nnz))
 
-    def expand(self, featurized: beam.PCollection[FeaturizedInput]):
+    def expand(self, featurized: beam.PCollection[FeaturizedBatch]):
         predictions, failures = (
             featurized
-            | "KeyByInput" >> beam.Map(lambda item: (item.ref, item.features))
+            | "KeyByInputs" >> beam.Map(lambda batch: (batch.refs, batch.rows))
             | "RunEncoder" >> RunInference(self._handler).with_exception_handling()
         )
-        embedded = predictions | "ToEmbeddedInput" >> beam.ParDo(_ToEmbeddedInput())
+        embedded = predictions | "ToEmbeddedBatch" >> beam.ParDo(_ToEmbeddedBatch())
         dead_letters = failures.failed_inferences | "FailedBatchToDeadLetters" >> beam.FlatMap(
             _failed_batch_to_dead_letters
         )
         return embedded, dead_letters
 
 
-class _ToEmbeddedInput(beam.DoFn):
+class _ToEmbeddedBatch(beam.DoFn):
     def __init__(self) -> None:
         self._embedded = Metrics.counter("embedbeam", "inputs_embedded")
 
-    def process(self, keyed: tuple[InputRef, PredictionResult]) -> Iterator[EmbeddedInput]:
-        ref, result = keyed
-        self._embedded.inc()
-        yield EmbeddedInput(ref=ref, nnz=result.example.nnz, embedding=np.asarray(result.inference))
+    def process(
+        self, keyed: tuple[tuple[InputRef, ...], PredictionResult]
+    ) -> Iterator[EmbeddedBatch]:
+        refs, result = keyed
+        self._embedded.inc(len(refs))
+        yield EmbeddedBatch(
+            refs=refs, nnz=result.example.lengths, embeddings=np.asarray(result.inference)
+        )
 
 
-def _failed_batch_to_dead_letters(failure: tuple[Sequence[tuple[InputRef, Any]], Exception]):
+def _failed_batch_to_dead_letters(
+    failure: tuple[Sequence[tuple[tuple[InputRef, ...], SparseRows]], Exception],
+):
     """A batch the model rejected: every input in it becomes a dead letter."""
     batch, error = failure
-    for ref, _ in batch:
-        yield to_dead_letter(STAGE, ref.uri, error)
+    for refs, _ in batch:
+        for ref in refs:
+            yield to_dead_letter(STAGE, ref.uri, error)

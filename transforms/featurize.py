@@ -1,16 +1,30 @@
-"""Featurize: raw bytes -> SparseFeatures, by the featurizer of the input's modality."""
+"""Featurize: raw bytes -> SparseFeatures, by the featurizer of the input's modality.
+
+`Featurize` takes one input at a time (training feeds TFT row by row);
+`ReadAndFeaturize` takes batches of InputRefs, reads and featurizes each batch
+at once (numpy or one TFT call over the batch) and emits one FeaturizedBatch
+per modality, which is how the embed job runs.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.dead_letters import tagged_dead_letter
-from transforms.modalities import Featurizer, make_featurizer
-from transforms.records import DEAD_LETTER_TAG, FeaturizedInput, RawInput
+from transforms.modalities import (
+    BatchFeaturizer,
+    Featurizer,
+    make_batch_featurizer,
+    make_featurizer,
+)
+from transforms.progress import Progress, ProgressSpec
+from transforms.read_inputs import DEFAULT_MAX_BYTES, read_or_dead_letter
+from transforms.records import DEAD_LETTER_TAG, FeaturizedBatch, FeaturizedInput, InputRef, RawInput
 from transforms.sparse import InvalidInput
 
 STAGE = "featurize"
@@ -64,10 +78,7 @@ class _FeaturizeFn(beam.DoFn):
         featurizer = self._featurizers.get(raw.ref.modality)
         try:
             if featurizer is None:
-                raise InvalidInput(
-                    "no_model_for_modality",
-                    f"no model was given for modality {raw.ref.modality!r}",
-                )
+                raise _no_model(raw.ref.modality)
             features = featurizer(raw.data)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
             yield tagged_dead_letter(STAGE, raw.ref.uri, error)
@@ -75,3 +86,102 @@ class _FeaturizeFn(beam.DoFn):
         self._featurized.inc()
         self._nnz.update(features.nnz)
         yield FeaturizedInput(ref=raw.ref, features=features)
+
+
+class ReadAndFeaturize(beam.PTransform):
+    """PCollection[list[InputRef]] -> (PCollection[FeaturizedBatch], PCollection[DeadLetter]).
+
+    Reading and featurizing one batch is one step, so Beam handles each batch
+    once instead of every input several times. `settings_by_modality` and
+    `vocabulary_dirs` (one model directory per modality) are as for Featurize.
+    """
+
+    def __init__(
+        self,
+        settings_by_modality: Mapping[str, Mapping[str, Any]],
+        vocabulary_dirs: Mapping[str, str],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        progress: ProgressSpec | None = None,
+    ) -> None:
+        super().__init__()
+        self._settings_by_modality = {m: dict(s) for m, s in settings_by_modality.items()}
+        self._vocabulary_dirs = dict(vocabulary_dirs)
+        self._max_bytes = max_bytes
+        self._progress = progress
+
+    def expand(self, ref_batches: beam.PCollection[list[InputRef]]):
+        results = ref_batches | "ReadAndExtractSparseFeatures" >> beam.ParDo(
+            _ReadAndFeaturizeBatchFn(
+                self._settings_by_modality, self._vocabulary_dirs, self._max_bytes, self._progress
+            )
+        ).with_outputs(DEAD_LETTER_TAG, main="featurized")
+        return results.featurized, results[DEAD_LETTER_TAG]
+
+
+class _ReadAndFeaturizeBatchFn(beam.DoFn):
+    def __init__(
+        self,
+        settings_by_modality: Mapping[str, Mapping[str, Any]],
+        vocabulary_dirs: Mapping[str, str],
+        max_bytes: int,
+        progress: ProgressSpec | None,
+    ) -> None:
+        self._settings_by_modality = settings_by_modality
+        self._vocabulary_dirs = vocabulary_dirs
+        self._max_bytes = max_bytes
+        self._progress_spec = progress
+        self._progress: Progress | None = None
+        # The same counters as ReadInputs and Featurize, counted per batch.
+        self._inputs_seen = Metrics.counter("embedbeam", "inputs_seen")
+        self._inputs_read = Metrics.counter("embedbeam", "inputs_read")
+        self._featurized = Metrics.counter("embedbeam", "inputs_featurized")
+        self._nnz = Metrics.distribution("embedbeam", "nnz")
+        self._featurizers: dict[str, BatchFeaturizer] = {}
+
+    def setup(self) -> None:
+        self._featurizers = {
+            modality: make_batch_featurizer(modality, settings, self._vocabulary_dirs[modality])
+            for modality, settings in self._settings_by_modality.items()
+        }
+        if self._progress_spec is not None:
+            self._progress = self._progress_spec.tracker()
+
+    def process(
+        self, refs: Sequence[InputRef]
+    ) -> Iterator[FeaturizedBatch | beam.pvalue.TaggedOutput]:
+        self._inputs_seen.inc(len(refs))
+        if self._progress is not None:
+            self._progress.add(len(refs))
+        by_modality: dict[str | None, tuple[list[InputRef], list[bytes]]] = {}
+        for ref in refs:
+            data = read_or_dead_letter(ref, self._max_bytes)
+            if isinstance(data, beam.pvalue.TaggedOutput):
+                yield data
+                continue
+            read_refs, datas = by_modality.setdefault(ref.modality, ([], []))
+            read_refs.append(ref if ref.inline is None else dataclasses.replace(ref, inline=None))
+            datas.append(data)
+        for modality, (read_refs, datas) in by_modality.items():
+            self._inputs_read.inc(len(read_refs))
+            featurizer = self._featurizers.get(modality)
+            if featurizer is None:
+                for ref in read_refs:
+                    yield tagged_dead_letter(STAGE, ref.uri, _no_model(modality))
+                continue
+            result = featurizer(datas)
+            for index, error in result.failures:
+                yield tagged_dead_letter(STAGE, read_refs[index].uri, error)
+            if not result.kept.size:
+                continue
+            self._featurized.inc(int(result.kept.size))
+            for nnz in result.rows.lengths.tolist():
+                self._nnz.update(nnz)
+            yield FeaturizedBatch(
+                modality=modality,
+                refs=tuple(read_refs[index] for index in result.kept.tolist()),
+                rows=result.rows,
+            )
+
+
+def _no_model(modality: str | None) -> InvalidInput:
+    return InvalidInput("no_model_for_modality", f"no model was given for modality {modality!r}")

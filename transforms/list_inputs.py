@@ -55,31 +55,58 @@ class ListInputs(beam.PTransform):
     """PBegin -> PCollection[InputRef], reshuffled so reading spreads over workers.
 
     Refs that listing already knows are broken (a bad .jsonl line, a manifest
-    row with an id used before) carry a `problem`; ReadInputs dead-letters them
-    with stage `list`.
+    row with an id used before) carry a `problem`; reading dead-letters them
+    with stage `list`. With `spread=False` the refs are not reshuffled: the
+    embed job spreads them later, in batches (BatchInputs).
     """
 
-    def __init__(self, source: InputSource) -> None:
+    def __init__(self, source: InputSource, spread: bool = True) -> None:
         super().__init__()
         self._source = source
+        self._spread = spread
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[InputRef]:
-        source = self._source
-        if source.pattern is not None:
-            refs = (
-                pbegin
-                | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
-                | "RefFromFile"
-                >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
-                | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
-            )
-        else:
-            refs = (
-                pbegin
-                | "CreateManifestPath" >> beam.Create([source.manifest])
-                | "RefsFromManifestRows" >> beam.FlatMap(refs_from_manifest)
-            )
-        return refs | "SpreadInputs" >> beam.Reshuffle()
+        refs = _list_refs(pbegin, self._source)
+        return refs | "SpreadInputs" >> beam.Reshuffle() if self._spread else refs
+
+
+class BatchInputs(beam.PTransform):
+    """PCollection[InputRef] -> PCollection[list[InputRef]], reshuffled as batches.
+
+    A reshuffle costs about as much per element as reading a small file, so
+    spreading batches rather than single inputs over the workers saves that
+    cost on every input. Batches hold `batch_size` refs (a worker's last one
+    fewer): a fixed size, since before the reshuffle there is no downstream
+    work whose cost an adaptive size could follow.
+    """
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__()
+        self._batch_size = batch_size
+
+    def expand(self, refs: beam.PCollection[InputRef]) -> beam.PCollection[list[InputRef]]:
+        return (
+            refs
+            | "BatchInputs"
+            >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
+            | "SpreadInputBatches" >> beam.Reshuffle()
+        )
+
+
+def _list_refs(pbegin: beam.pvalue.PBegin, source: InputSource) -> beam.PCollection[InputRef]:
+    if source.pattern is not None:
+        return (
+            pbegin
+            | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
+            | "RefFromFile"
+            >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
+            | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
+        )
+    return (
+        pbegin
+        | "CreateManifestPath" >> beam.Create([source.manifest])
+        | "RefsFromManifestRows" >> beam.FlatMap(refs_from_manifest)
+    )
 
 
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:

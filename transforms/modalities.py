@@ -11,17 +11,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import posixpath
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from transforms.sparse import SparseFeatures
+from transforms.sparse import BatchResult, SparseFeatures, apply_each, featurize_each
 from transforms.sparse.audio import audio_vocabulary_size, featurize_audio
 from transforms.sparse.ids import id_tokens
-from transforms.sparse.image import featurize_image, image_vocabulary_size
+from transforms.sparse.image import featurize_image, featurize_images, image_vocabulary_size
 from transforms.sparse.text import tokenize
 from transforms.vocabulary import TokenFeatures, VocabularyTransform
 
 Featurizer = Callable[[bytes], SparseFeatures | TokenFeatures]
+BatchFeaturizer = Callable[[Sequence[bytes]], BatchResult]
 
 
 def _tokenize_text(data: bytes, bigrams: bool) -> TokenFeatures:
@@ -52,6 +53,8 @@ class Modality:
     # Settings of TFT's vocabulary; a modality with some yields tokens, which the
     # vocabulary learned at training (part of the model) turns into ids.
     vocabulary_settings: tuple[str, ...] = ()
+    # The same featurizer over a batch at once (numpy over the batch), where there is one.
+    featurize_batch: Callable[..., BatchResult] | None = None
 
     @property
     def uses_vocabulary(self) -> bool:
@@ -68,6 +71,7 @@ MODALITIES: Mapping[str, Modality] = {
         featurize_image,
         ("grid", "threshold"),
         lambda settings: image_vocabulary_size(settings["grid"]),
+        featurize_batch=featurize_images,
     ),
     "audio": Modality(
         featurize_audio,
@@ -106,6 +110,30 @@ def make_featurizer(
         transform = VocabularyTransform(vocabulary_dir)
         return lambda data: transform(featurize(data))
     return featurize
+
+
+def make_batch_featurizer(
+    modality: str, settings: Mapping[str, Any], vocabulary_dir: str
+) -> BatchFeaturizer:
+    """`make_featurizer` over a batch of inputs: one SparseRows for all that featurize.
+
+    Image batches run through numpy together; a vocabulary modality tokenizes
+    each input and applies the model's TFT graph once to the whole batch.
+    """
+    spec = _spec(modality)
+    kwargs = {name: settings[name] for name in spec.settings}
+    if spec.featurize_batch is not None:
+        return functools.partial(spec.featurize_batch, **kwargs)
+    featurize = functools.partial(spec.featurize, **kwargs)
+    if not spec.uses_vocabulary:
+        return functools.partial(featurize_each, featurize)
+    transform = VocabularyTransform(vocabulary_dir)
+
+    def featurize_documents(datas: Sequence[bytes]) -> BatchResult:
+        documents, kept, failures = apply_each(featurize, datas)
+        return BatchResult(transform.transform_batch(documents), kept, failures)
+
+    return featurize_documents
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:

@@ -59,16 +59,22 @@ class _ReadBytes(beam.DoFn):
         self._inputs_seen.inc()
         if self._progress is not None:
             self._progress.add()
-        if ref.problem is not None:
-            yield tagged_dead_letter(LIST_STAGE, ref.uri, InvalidInput(*ref.problem))
-            return
-        try:
-            data = read_bounded(ref, self._max_bytes)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
-            yield tagged_dead_letter(STAGE, ref.uri, error)
+        data = read_or_dead_letter(ref, self._max_bytes)
+        if isinstance(data, beam.pvalue.TaggedOutput):
+            yield data
             return
         self._inputs_read.inc()
         yield RawInput(ref=dataclasses.replace(ref, inline=None), data=data)
+
+
+def read_or_dead_letter(ref: InputRef, max_bytes: int) -> bytes | beam.pvalue.TaggedOutput:
+    """The bytes of `ref`, or its dead letter: stage `list` for what listing found broken."""
+    if ref.problem is not None:
+        return tagged_dead_letter(LIST_STAGE, ref.uri, InvalidInput(*ref.problem))
+    try:
+        return read_bounded(ref, max_bytes)
+    except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
+        return tagged_dead_letter(STAGE, ref.uri, error)
 
 
 def read_bounded(ref: InputRef, max_bytes: int) -> bytes:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
@@ -35,7 +35,7 @@ from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
 from transforms.assign_clusters import AssignClusters
-from transforms.records import EmbeddedInput, EmbeddingRow
+from transforms.records import EmbeddedBatch, EmbeddingRow
 
 _LOG = logging.getLogger(__name__)
 
@@ -69,13 +69,19 @@ class ClusterFit:
         }
 
 
-def sample_key(item: EmbeddedInput, seed: int) -> bytes:
+def sample_key(input_id: str, embedding: np.ndarray, seed: int) -> bytes:
     """Sort key of the seeded sample: a hash of (seed, id), then the vector to break ties.
 
     The tie-break makes the order total even if two inputs share an id.
     """
-    digest = hashlib.blake2b(f"{seed}\0{item.ref.id}".encode(), digest_size=16).digest()
-    return digest + np.ascontiguousarray(item.embedding, np.float32).tobytes()
+    digest = hashlib.blake2b(f"{seed}\0{input_id}".encode(), digest_size=16).digest()
+    return digest + np.ascontiguousarray(embedding, np.float32).tobytes()
+
+
+def keyed_for_sample(batch: EmbeddedBatch, seed: int) -> Iterator[tuple[bytes, np.ndarray]]:
+    """Each embedding of the batch with its sample key."""
+    for ref, embedding in zip(batch.refs, batch.embeddings, strict=True):
+        yield sample_key(ref.id, embedding, seed), embedding
 
 
 def bounded_sample_fn(sample_size: int) -> beam.transforms.combiners.TopCombineFn:
@@ -139,7 +145,7 @@ class SumSquaredDistances(beam.CombineFn):
 
 
 class Recluster(beam.PTransform):
-    """PCollection[EmbeddedInput] -> (rows assigned with this run's centroids, refit record).
+    """PCollection[EmbeddedBatch] -> (rows assigned with this run's centroids, refit record).
 
     The refit record is one `(modality, {"centroids": array, **ClusterFit.record})`,
     the fact WriteEmbeddings needs to write centroids.parquet and the manifest.
@@ -163,12 +169,12 @@ class Recluster(beam.PTransform):
         self._sample_size = sample_size
 
     def expand(
-        self, embedded: beam.PCollection[EmbeddedInput]
+        self, embedded: beam.PCollection[EmbeddedBatch]
     ) -> tuple[beam.PCollection[EmbeddingRow], beam.PCollection[tuple[str, dict]]]:
         seed, k, dim = self._seed, self._k, self._dim
         fit = (
             embedded
-            | "KeyBySampleHash" >> beam.Map(lambda item: (sample_key(item, seed), item.embedding))
+            | "KeyBySampleHash" >> beam.FlatMap(keyed_for_sample, seed)
             | "SampleEmbeddings" >> beam.CombineGlobally(bounded_sample_fn(self._sample_size))
             | "FitCentroids" >> beam.Map(fit_kmeans, k, seed, dim)
         )

@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 
-from transforms.sparse.features import SparseFeatures
+from transforms.sparse.features import SparseFeatures, SparseRows
 
 DEAD_LETTER_TAG = "dead_letter"
 
@@ -47,10 +47,25 @@ class FeaturizedInput:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class EmbeddedInput:
-    ref: InputRef
-    nnz: int
-    embedding: np.ndarray
+class FeaturizedBatch:
+    """Inputs of one modality featurized together: row i of `rows` belongs to `refs[i]`.
+
+    The embed job passes batches, not single inputs, from reading to cluster
+    assignment: Beam's cost per element is paid once per batch.
+    """
+
+    modality: str
+    refs: tuple[InputRef, ...]
+    rows: SparseRows
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EmbeddedBatch:
+    """Row i of `embeddings` (float32 [n, d]) embeds `refs[i]`, which had `nnz[i]` features."""
+
+    refs: tuple[InputRef, ...]
+    nnz: np.ndarray
+    embeddings: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -1,5 +1,19 @@
 """Pure featurizers: raw bytes of one input -> `SparseFeatures`. No Beam in here."""
 
-from transforms.sparse.features import InvalidInput, SparseFeatures, SparseRows
+from transforms.sparse.features import (
+    BatchResult,
+    InvalidInput,
+    SparseFeatures,
+    SparseRows,
+    apply_each,
+    featurize_each,
+)
 
-__all__ = ["InvalidInput", "SparseFeatures", "SparseRows"]
+__all__ = [
+    "BatchResult",
+    "InvalidInput",
+    "SparseFeatures",
+    "SparseRows",
+    "apply_each",
+    "featurize_each",
+]

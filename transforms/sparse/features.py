@@ -8,6 +8,8 @@ nothing but this pair, whatever the modality.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +61,14 @@ class SparseRows:
     def num_rows(self) -> int:
         return int(self.row_splits.size - 1)
 
+    @property
+    def nnz(self) -> int:
+        return int(self.ids.size)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.row_splits)
+
     @classmethod
     def stack(cls, rows: list[SparseFeatures] | tuple[SparseFeatures, ...]) -> SparseRows:
         lengths = np.fromiter((row.nnz for row in rows), dtype=np.int64, count=len(rows))
@@ -72,6 +82,37 @@ class SparseRows:
             row_splits=row_splits,
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[SparseRows]) -> SparseRows:
+        """The rows of every part, one part after the other."""
+        if len(parts) == 1:
+            return parts[0]
+        lengths = np.concatenate([part.lengths for part in parts])
+        row_splits = np.zeros(lengths.size + 1, dtype=np.int64)
+        np.cumsum(lengths, out=row_splits[1:])
+        return cls(
+            ids=np.concatenate([part.ids for part in parts]),
+            weights=np.concatenate([part.weights for part in parts]),
+            row_splits=row_splits,
+        )
+
+    def split_by_nnz(self, max_nnz: int) -> Iterator[SparseRows]:
+        """Consecutive runs of rows with at most `max_nnz` non-zeros each (a longer row alone)."""
+        start = 0
+        while start < self.num_rows:
+            limit = self.row_splits[start] + max_nnz
+            end = max(int(np.searchsorted(self.row_splits, limit, side="right")) - 1, start + 1)
+            if start == 0 and end == self.num_rows:
+                yield self
+                return
+            first, last = self.row_splits[start], self.row_splits[end]
+            yield SparseRows(
+                self.ids[first:last],
+                self.weights[first:last],
+                self.row_splits[start : end + 1] - first,
+            )
+            start = end
+
     def take(self, indices: np.ndarray) -> SparseRows:
         """The rows at `indices`, in that order (vectorized: no per-row Python)."""
         indices = np.asarray(indices, dtype=np.int64)
@@ -81,3 +122,45 @@ class SparseRows:
         np.cumsum(lengths, out=row_splits[1:])
         positions = np.repeat(starts - row_splits[:-1], lengths) + np.arange(row_splits[-1])
         return SparseRows(self.ids[positions], self.weights[positions], row_splits)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BatchResult:
+    """A batch of inputs featurized together.
+
+    Row i of `rows` belongs to input `kept[i]` (an index into the batch);
+    `failures` holds (input index, error) of every input that gave no row.
+    """
+
+    rows: SparseRows
+    kept: np.ndarray
+    failures: list[tuple[int, Exception]]
+
+    def single(self) -> SparseFeatures:
+        """A batch of one as a plain call: its features, or its error raised."""
+        if self.failures:
+            raise self.failures[0][1]
+        return SparseFeatures(ids=self.rows.ids, weights=self.rows.weights)
+
+
+def apply_each(
+    function: Callable[[bytes], Any], datas: Sequence[bytes]
+) -> tuple[list[Any], np.ndarray, list[tuple[int, Exception]]]:
+    """`function` of each input: (results, their input indices, (index, error) of failures)."""
+    results, kept, failures = [], [], []
+    for index, data in enumerate(datas):
+        try:
+            results.append(function(data))
+        except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
+            failures.append((index, error))
+            continue
+        kept.append(index)
+    return results, np.asarray(kept, np.int64), failures
+
+
+def featurize_each(
+    featurize: Callable[[bytes], SparseFeatures], datas: Sequence[bytes]
+) -> BatchResult:
+    """A batch through a one-input featurizer (no batch form of its own), input by input."""
+    features, kept, failures = apply_each(featurize, datas)
+    return BatchResult(SparseRows.stack(features), kept, failures)

@@ -5,17 +5,24 @@ the background is light (a scanned digit on paper looks like an MNIST digit
 afterwards), padded to a square so strokes keep their shape, and resized onto
 a `grid` x `grid` raster. Cells brighter than `threshold` are the active
 features; cell index (row-major) is the id, brightness in [0, 1] the weight.
+
+`featurize_images` does a whole batch: only decoding is per image; inverting,
+thresholding and collecting the active cells run as numpy over the batch
+(most inputs, like MNIST, already have the grid's size). `featurize_image` is
+the same code on a batch of one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from transforms.sparse.features import InvalidInput, SparseFeatures
+from transforms.sparse.features import BatchResult, InvalidInput, SparseFeatures, SparseRows
 
 DEFAULT_GRID = 28
 DEFAULT_THRESHOLD = 0.2
@@ -40,27 +47,75 @@ def featurize_image(
     Raises InvalidInput with reason `undecodable_image`, `image_too_large` or
     `no_active_features` (a blank image carries nothing to embed).
     """
-    pixels = ink_grid(data, grid, max_pixels)
+    pixels = ink_grid(data, grid, max_pixels).ravel()
     ids = np.flatnonzero(pixels > threshold)
     if ids.size == 0:
-        raise InvalidInput(
-            "no_active_features",
-            f"no cell of the {grid}x{grid} grid is brighter than threshold {threshold}",
-        )
-    return SparseFeatures(ids=ids.astype(np.int64), weights=pixels.ravel()[ids].astype(np.float32))
+        raise _nothing_active(grid, threshold)
+    return SparseFeatures(ids=ids.astype(np.int64), weights=pixels[ids])
+
+
+def featurize_images(
+    datas: Sequence[bytes],
+    grid: int = DEFAULT_GRID,
+    threshold: float = DEFAULT_THRESHOLD,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> BatchResult:
+    """`featurize_image` of every input, as one SparseRows plus the inputs that failed."""
+    grids = np.zeros((len(datas), grid, grid), np.uint8)
+    decoded, at_grid_size, failures = [], [], []
+    with _bombs_as_errors():
+        for index, data in enumerate(datas):
+            try:
+                gray = _grayscale(_decode(data, max_pixels))
+            except InvalidInput as error:
+                failures.append((index, error))
+                continue
+            decoded.append(index)
+            if gray.shape == (grid, grid):
+                grids[index] = gray  # inverted below, with all the others of this size
+                at_grid_size.append(index)
+            else:
+                grids[index] = _fit_to_grid(_inverted_if_light(gray[None])[0], grid)
+    if at_grid_size:
+        grids[at_grid_size] = _inverted_if_light(grids[at_grid_size])
+    pixels = grids[decoded].reshape(len(decoded), grid * grid) / np.float32(255)
+    active = pixels > threshold
+    counts = active.sum(axis=1)
+    failures += [(int(i), _nothing_active(grid, threshold)) for i in np.array(decoded)[counts == 0]]
+    # np.nonzero walks row-major: row by row, and within a row by ascending cell id.
+    _, ids = np.nonzero(active)
+    row_splits = np.zeros(int((counts > 0).sum()) + 1, np.int64)
+    np.cumsum(counts[counts > 0], out=row_splits[1:])
+    rows = SparseRows(ids=ids.astype(np.int64), weights=pixels[active], row_splits=row_splits)
+    kept = np.asarray(decoded, np.int64)[counts > 0]
+    return BatchResult(rows=rows, kept=kept, failures=sorted(failures, key=lambda f: f[0]))
+
+
+def _nothing_active(grid: int, threshold: float) -> InvalidInput:
+    return InvalidInput(
+        "no_active_features",
+        f"no cell of the {grid}x{grid} grid is brighter than threshold {threshold}",
+    )
+
+
+@contextlib.contextmanager
+def _bombs_as_errors() -> Iterator[None]:
+    """Pillow's decompression-bomb warning raised as an error (entered once per batch: it is slow)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        yield
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
+    """Pillow's image of `data`; call it inside `_bombs_as_errors()`."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:
-                raise InvalidInput(
-                    "image_too_large",
-                    f"{image.width}x{image.height} exceeds the {max_pixels}-pixel limit",
-                )
-            image.load()
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > max_pixels:
+            raise InvalidInput(
+                "image_too_large",
+                f"{image.width}x{image.height} exceeds the {max_pixels}-pixel limit",
+            )
+        image.load()
     except InvalidInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -71,33 +126,45 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def _to_ink_on_dark(image: Image.Image, grid: int) -> np.ndarray:
-    """Grayscale float grid in [0, 1] where the strokes are bright."""
+def _grayscale(image: Image.Image) -> np.ndarray:
+    """uint8 grayscale pixels; transparent pixels count as a white page behind the strokes."""
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-        # Transparent pixels count as a white page behind the strokes.
         page = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(page, image.convert("RGBA"))
-    gray = np.asarray(image.convert("L"))
-    if _border_mean(gray) > 127.5:
-        gray = 255 - gray
+    if image.mode != "L":
+        image = image.convert("L")
+    return np.asarray(image)
+
+
+def _inverted_if_light(grays: np.ndarray) -> np.ndarray:
+    """Each [n, h, w] image inverted where its border (the background) is light."""
+    border = np.concatenate(
+        [grays[:, 0], grays[:, -1], grays[:, :, 0], grays[:, :, -1]], axis=1
+    ).mean(axis=1)
+    light = border > 127.5
+    if not light.any():
+        return grays
+    grays = grays.copy()
+    grays[light] = 255 - grays[light]
+    return grays
+
+
+def _fit_to_grid(gray: np.ndarray, grid: int) -> np.ndarray:
+    """Centres `gray` on a dark square (strokes keep their shape) and resizes it to the grid."""
     height, width = gray.shape
     side = max(height, width)
-    if height != width:  # centre on a dark square so strokes keep their shape
+    if height != width:
         top, left = (side - height) // 2, (side - width) // 2
         gray = np.pad(gray, ((top, side - height - top), (left, side - width - left)))
     if side != grid:
         gray = np.asarray(Image.fromarray(gray).resize((grid, grid), Image.Resampling.BOX))
-    return gray.astype(np.float32) / 255.0
-
-
-def _border_mean(gray: np.ndarray) -> float:
-    """Mean of the outermost rows and columns: the background's shade (0..255)."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return float(border.mean())
+    return gray
 
 
 def ink_grid(
     data: bytes, grid: int = DEFAULT_GRID, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> np.ndarray:
     """The `grid` x `grid` raster in [0, 1] that features are read from: what the model sees."""
-    return _to_ink_on_dark(_decode(data, max_pixels), grid)
+    with _bombs_as_errors():
+        gray = _grayscale(_decode(data, max_pixels))
+    return _fit_to_grid(_inverted_if_light(gray[None])[0], grid) / np.float32(255)
