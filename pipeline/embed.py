@@ -20,12 +20,14 @@ import time
 import uuid
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
-from pipeline.jobs import check_output_dir, input_source, progress_spec
+from pipeline.jobs import check_output_dir, expected_inputs, input_source, progress_spec
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
 from pipeline.options import EmbedOptions, JobOptions, UserError
 from pipeline.resume import plan_resume
+from pipeline.table import read_manifest
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
@@ -81,7 +83,7 @@ def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
 
 
 def build_embed_pipeline(
-    options: PipelineOptions, pipeline: beam.Pipeline | None = None
+    options: PipelineOptions, pipeline: beam.Pipeline | None = None, run_id: str | None = None
 ) -> beam.Pipeline:
     """The embed job's graph; `embed` runs it, tests pass a TestPipeline.
 
@@ -108,13 +110,13 @@ def build_embed_pipeline(
         else ResumePlan()
     )
 
-    run_id = _new_run_id()
+    run_id = run_id or _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
     refs = pipeline | "ListInputs" >> ListInputs(source, spread=False)
     to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
-    progress = progress_spec("embed", source, options, run_id)
-    if options.resume:  # skipped inputs never reach reading: no total, no ETA
-        progress = dataclasses.replace(progress, total=None)
+    expected = expected_inputs(source)
+    # Skipped inputs of a resumed run never reach reading: no total, no ETA.
+    progress = progress_spec("embed", None if options.resume else expected, options, run_id)
     ref_batches = to_embed | "BatchInputs" >> BatchInputs(options.max_batch_size)
     featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
         {modality: model.info.featurizer for modality, model in models.items()},
@@ -161,7 +163,12 @@ def build_embed_pipeline(
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
-        RunInfo(run_id=run_id, started_at=time.time(), options=_job_flags(job, options, models)),
+        RunInfo(
+            run_id=run_id,
+            started_at=time.time(),
+            options=_job_flags(job, options, models),
+            inputs_expected=expected,
+        ),
         resume,
         options.rows_per_shard,
     )
@@ -169,7 +176,18 @@ def build_embed_pipeline(
 
 
 def embed(options: PipelineOptions) -> None:
-    build_embed_pipeline(options).run().wait_until_finish()
+    """Runs the embed job and checks that it committed, since a runner may report
+    success for a graph it did not run whole (DaskRunner, deploy/dask/README.md)."""
+    run_id = _new_run_id()
+    build_embed_pipeline(options, run_id=run_id).run().wait_until_finish()
+    output = options.view_as(JobOptions).output
+    if not FileSystems.exists(posixpath.join(output, SUCCESS)) or (
+        read_manifest(output)["run_id"] != run_id
+    ):
+        raise UserError(
+            f"the runner reported success but run {run_id} did not commit to {output} "
+            "(no _SUCCESS of this run): the runner did not run the whole job"
+        )
 
 
 def _new_run_id() -> str:

@@ -54,11 +54,11 @@ def check_output_dir(output: str | None, marker: str, overwrite: bool) -> None:
 
 
 def progress_spec(
-    what: str, source: InputSource, options: PipelineOptions, run_id: str
+    what: str, expected: int | None, options: PipelineOptions, run_id: str
 ) -> ProgressSpec:
     """How the job reports progress; with a total (hence an ETA) only when this process
     does all the work, since a remote worker sees only its share of the inputs."""
-    return ProgressSpec(what, _expected_inputs(source) if _in_process(options) else None, run_id)
+    return ProgressSpec(what, expected if _in_process(options) else None, run_id)
 
 
 def _in_process(options: PipelineOptions) -> bool:
@@ -67,7 +67,7 @@ def _in_process(options: PipelineOptions) -> bool:
     return runner in (None, "DirectRunner", "direct") and mode != "multi_processing"
 
 
-def _expected_inputs(source: InputSource) -> int | None:
+def expected_inputs(source: InputSource) -> int | None:
     """Inputs the job will see: files matched, or manifest rows; None for .jsonl files,
     whose lines are counted only when read."""
     if source.manifest is not None:

@@ -39,7 +39,7 @@ from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 from pipeline import encoder as encoder_lib
 from pipeline import model_dir as model_dir_lib
-from pipeline.jobs import check_output_dir, input_source, progress_spec
+from pipeline.jobs import check_output_dir, expected_inputs, input_source, progress_spec
 from pipeline.options import JobOptions, TrainOptions, UserError
 from pipeline.quality import cluster_purity, knn_accuracy
 from transforms.centroids import write_centroids
@@ -138,7 +138,7 @@ def build_train_pipeline(
     with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
         refs = pipeline | "ListInputs" >> ListInputs(source)
         raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(
-            job.max_input_bytes, progress_spec("train", source, options, work_dir)
+            job.max_input_bytes, progress_spec("train", expected_inputs(source), options, work_dir)
         )
         featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
             {options.modality: featurizer_settings(options)}

@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import apache_beam as beam
 import pytest
 from PIL import Image
 
@@ -101,3 +102,23 @@ def test_training_on_unusable_inputs_says_why_and_leaves_nothing(tmp_path, capsy
     assert status == 2
     assert "{'no_active_features': 1}" in _one_line_error(capsys)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_runner_that_reports_success_without_committing_is_an_error(
+    tmp_path, capsys, monkeypatch
+):
+    """DaskRunner, for one, computes only some branches of a graph and still reports success."""
+
+    def graph_without_its_commit(options, run_id):
+        pipeline = beam.Pipeline()
+        _ = pipeline | beam.Create([1, 2, 3])
+        return pipeline
+
+    monkeypatch.setattr("pipeline.embed.build_embed_pipeline", graph_without_its_commit)
+    out = tmp_path / "out"
+
+    code = cli.main(["embed", "--input", "*.png", "--model", "m", "--output", str(out)])
+
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "the runner reported success but run" in error and str(out) in error

@@ -39,17 +39,25 @@ def output_model(tmp_path):
     return OutputModel("image", 2, "v1", lambda: read_centroids(path))
 
 
-def _write(output_dir, output_model, rows, dead_letters, inputs_seen):
+def _refs(name: str, p: beam.Pipeline, count: int) -> beam.PCollection[InputRef]:
+    return p | name >> beam.Create(
+        [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(count)]
+    )
+
+
+def _write(
+    output_dir, output_model, rows, dead_letters, inputs_seen, inputs_expected=None, skipped=None
+):
+    run = RunInfo("run1", 0.0, {"k": "v"}, inputs_expected)
     with TestPipeline() as p:
-        _ = {
+        pcolls = {
             "rows": p | "Rows" >> beam.Create(rows),
             "dead_letters": p | "DeadLetters" >> beam.Create(dead_letters),
-            "inputs": p
-            | "Inputs"
-            >> beam.Create(
-                [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(inputs_seen)]
-            ),
-        } | WriteEmbeddings(str(output_dir), [output_model], RunInfo("run1", 0.0, {"k": "v"}))
+            "inputs": _refs("Inputs", p, inputs_seen),
+        }
+        if skipped is not None:
+            pcolls["skipped"] = _refs("Skipped", p, skipped)
+        _ = pcolls | WriteEmbeddings(str(output_dir), [output_model], run)
 
 
 def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path, output_model):
@@ -84,6 +92,30 @@ def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_mode
 
     with pytest.raises(Exception, match="refusing to commit: 5 inputs seen but 3 rows"):
         _write(out, output_model, [_row(0, 0), _row(1, 0), _row(9, 1)], [], inputs_seen=5)
+
+    assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
+
+
+@pytest.mark.parametrize(
+    ("misrouted", "message"),
+    [
+        (
+            dict(inputs_seen=0, inputs_expected=3),
+            "3 inputs listed at launch but the job saw only 0",
+        ),
+        (dict(inputs_seen=3, skipped=3), "3 inputs skipped as already embedded but only 0 rows"),
+    ],
+    ids=["inputs lost before counting", "inputs skipped with no kept rows"],
+)
+def test_counts_that_agree_but_cannot_be_true_commit_nothing(
+    tmp_path, output_model, misrouted, message
+):
+    """A runner that misroutes elements (DaskRunner mixes tagged outputs) can make
+    seen = rows + dead letters + skipped hold; the commit checks what it knows besides."""
+    out = tmp_path / "out"
+
+    with pytest.raises(Exception, match=message):
+        _write(out, output_model, [], [], **misrouted)
 
     assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
 

@@ -81,6 +81,8 @@ class RunInfo:
     run_id: str
     started_at: float
     options: Mapping[str, Any]
+    # Inputs the launcher listed (None if unknown, e.g. .jsonl): a job that saw fewer lost some.
+    inputs_expected: int | None = None
 
 
 class WriteEmbeddings(beam.PTransform):
@@ -191,6 +193,19 @@ class _CommitRun(beam.DoFn):
                 cluster_sizes[modality, int(cluster_id)] += int(size)
             else:
                 counts[kind] = int(value)
+        # Counts that agree with each other are not enough: a runner that misroutes
+        # elements (DaskRunner mixes tagged outputs) can make them agree.
+        expected = self._run.inputs_expected
+        if expected is not None and counts["inputs_seen"] < expected:
+            raise RuntimeError(
+                f"refusing to commit: {expected} inputs listed at launch but the job saw only "
+                f"{counts['inputs_seen']}"
+            )
+        if counts["inputs_skipped"] > self._resume.rows:
+            raise RuntimeError(
+                f"refusing to commit: {counts['inputs_skipped']} inputs skipped as already "
+                f"embedded but only {self._resume.rows} rows of earlier runs kept"
+            )
         rows = sum(cluster_sizes.values())
         accounted = rows + counts["dead_letters"] + counts["inputs_skipped"]
         if counts["inputs_seen"] != accounted:
