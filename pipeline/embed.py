@@ -1,8 +1,9 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
     ListInputs -> SkipKnownIds (--resume) -> BatchInputs -> ReadAndFeaturize -> EncodeEmbeddings
-        -> AssignClusters (or Recluster) -> WriteEmbeddings (staged, committed with _SUCCESS
-        and _manifest.json)
+        -> AssignClusters -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
+        (or, with --recluster: -> Recluster, which stages the assigned shards itself
+        -> WriteEmbeddings, which commits them)
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
 refuses to commit unless inputs seen = rows + dead letters. From reading to
@@ -37,11 +38,14 @@ from transforms.list_inputs import BatchInputs, ListInputs
 from transforms.recluster import Recluster
 from transforms.skip_known_ids import SkipKnownIds
 from transforms.write_embeddings import (
+    EMBEDDINGS,
     SUCCESS,
+    UNASSIGNED,
     OutputModel,
     ResumePlan,
     RunInfo,
     WriteEmbeddings,
+    staged_dir,
 )
 
 
@@ -129,37 +133,50 @@ def build_embed_pipeline(
     featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
         lambda batch, _: partition_of[batch.modality], len(models)
     )
-    rows, encode_failures, refits = [], [], []
+    rows, staged_shards, encode_failures, refits = [], [], [], []
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
         embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
             model.directory, options.max_batch_nnz
         )
         if options.recluster:
-            assigned, refit = embedded | f"Recluster[{modality}]" >> Recluster(
+            # Rows are staged unassigned and assigned once the fit is done: nothing waits in memory.
+            shards, refit = embedded | f"Recluster[{modality}]" >> Recluster(
                 modality,
                 options.recluster,
                 options.recluster_seed,
                 model.info.embedding_dim,
                 model.info.model_version,
-                options.recluster_sample,
+                unassigned_dir=staged_dir(job.output, run_id, UNASSIGNED, modality),
+                assigned_dir=staged_dir(job.output, run_id, EMBEDDINGS, modality),
+                sample_size=options.recluster_sample,
+                rows_per_shard=options.rows_per_shard,
             )
+            staged_shards.append(shards)
             refits.append(refit)
         else:
-            assigned = embedded | f"AssignClusters[{modality}]" >> AssignClusters(
-                model.output_model().load_centroids, model.info.model_version
+            rows.append(
+                embedded
+                | f"AssignClusters[{modality}]"
+                >> AssignClusters(model.output_model().load_centroids, model.info.model_version)
             )
-        rows.append(assigned)
         encode_failures.append(failures)
     dead_letters = (
         read_and_featurize_failures,
         *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
+    written = (
+        {
+            "staged_shards": staged_shards | "FlattenStagedShards" >> beam.Flatten(),
+            "refits": refits | "FlattenRefits" >> beam.Flatten(),
+        }
+        if options.recluster
+        else {"rows": rows | "FlattenRows" >> beam.Flatten()}
+    )
     _ = {
-        "rows": rows | "FlattenRows" >> beam.Flatten(),
+        **written,
         "dead_letters": dead_letters,
         "inputs": refs,
         "skipped": skipped,
-        **({"refits": refits | "FlattenRefits" >> beam.Flatten()} if refits else {}),
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],

@@ -7,7 +7,9 @@ import pathlib
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -17,6 +19,7 @@ from sklearn.cluster import KMeans
 from pipeline import cli
 from pipeline.embed import build_embed_pipeline
 from pipeline.quality import cluster_purity
+from transforms.assign_staged_shards import squared_distance_units
 from transforms.recluster import (
     Recluster,
     SumSquaredDistances,
@@ -24,8 +27,8 @@ from transforms.recluster import (
     fit_kmeans,
     keyed_for_sample,
 )
-from transforms.records import EmbeddedBatch, EmbeddingRow, InputRef
-from transforms.schemas import vectors
+from transforms.records import EmbeddedBatch, InputRef, StagedShard
+from transforms.schemas import embeddings_schema, vectors
 
 BLOB_CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
 
@@ -90,63 +93,78 @@ def test_k_above_the_distinct_embeddings_is_clamped_and_recorded():
     assert fit_kmeans([], k=4, seed=0, dim=2).centroids.shape == (0, 2)
 
 
-def test_inertia_is_the_same_however_rows_are_bundled_and_does_not_overflow():
-    distances = [1e6, 0.1, 3.3, 1e-3, 7.77, 2.5e5]  # 1e6 ** 2 * 2 ** 32 is beyond int64
-    rows = [
-        EmbeddingRow("image", f"id{i}", "", None, np.zeros(2, np.float32), 0, d, 1, "v1")
-        for i, d in enumerate(distances)
-    ]
+def test_inertia_is_the_same_however_rows_are_sharded_and_bundled_and_does_not_overflow():
+    distances = np.array([1e6, 0.1, 3.3, 1e-3, 7.77, 2.5e5])  # 1e6 ** 2 * 2 ** 32 > int64
+
+    def shards(sizes):
+        ends = np.cumsum(sizes)
+        return [
+            StagedShard("image", f"part-{i}", (), squared_distance_units(distances[end - n : end]))
+            for i, (n, end) in enumerate(zip(sizes, ends, strict=True))
+        ]
+
     combine = SumSquaredDistances()
 
     def inertia(bundles):
         accumulators = []
         for bundle in bundles:
             accumulator = combine.create_accumulator()
-            for row in bundle:
-                accumulator = combine.add_input(accumulator, row)
+            for shard in bundle:
+                accumulator = combine.add_input(accumulator, shard)
             accumulators.append(accumulator)
         return combine.extract_output(combine.merge_accumulators(accumulators))
 
+    one_shard, two_shards, six_shards = shards([6]), shards([2, 4]), shards([1] * 6)
     assert (
-        inertia([rows]) == inertia([rows[::-1][:2], rows[::-1][2:]]) == inertia([[r] for r in rows])
+        inertia([one_shard])
+        == inertia([two_shards[::-1]])
+        == inertia([six_shards[:2], six_shards[2:]])
+        == inertia([[shard] for shard in six_shards])
     )
-    assert inertia([rows]) == pytest.approx(sum(d**2 for d in distances), rel=1e-12)
+    assert inertia([one_shard]) == pytest.approx(np.sum(distances**2), rel=1e-12)
 
 
-def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline():
+def _read_staged(directory: pathlib.Path) -> pa.Table:
+    return pa.concat_tables(pq.read_table(path) for path in sorted(directory.glob("part-*")))
+
+
+def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline(tmp_path):
     blobs = _blobs(30)
     batches = [  # as the embed job passes them: several batches
         _batch(blobs.embeddings[start : start + 25], first_id=start) for start in range(0, 90, 25)
     ]
+    unassigned, assigned = tmp_path / "unassigned", tmp_path / "assigned"
 
     def refit_summary(refit):
         modality, record = refit
         return modality, record["k"], record["sample_rows"], record["centroids"].shape
 
     with TestPipeline() as p:
-        rows, refit = (
+        shards, refit = (
             p
             | beam.Create(batches)
-            | Recluster("image", k=3, seed=0, embedding_dim=2, model_version="v1", sample_size=40)
-        )
-        # Every row of a blob shares one cluster id, and the three ids differ.
-        blob_clusters = (
-            rows
-            | beam.Map(lambda row: (int(row.id[2:]) % 3, row.cluster_id))
-            | beam.Distinct()
-            | beam.combiners.Count.Globally()
-        )
-        distinct_ids = (
-            rows
-            | "ClusterIds" >> beam.Map(lambda row: row.cluster_id)
-            | "DistinctIds" >> beam.Distinct()
-            | "CountIds" >> beam.combiners.Count.Globally()
-        )
-        assert_that(blob_clusters, equal_to([3]), label="one cluster per blob")
-        assert_that(distinct_ids, equal_to([3]), label="three clusters")
+            | Recluster(
+                "image", k=3, seed=0, embedding_dim=2, model_version="v1",
+                unassigned_dir=str(unassigned), assigned_dir=str(assigned),
+                sample_size=40, rows_per_shard=20,
+            )
+        )  # fmt: skip
+        rows_per_shard = shards | beam.Map(lambda shard: sum(shard.cluster_sizes))
+        assert_that(rows_per_shard | beam.CombineGlobally(sum), equal_to([90]), label="every row")
         assert_that(
             refit | beam.Map(refit_summary), equal_to([("image", 3, 40, (3, 2))]), label="refit"
         )
+
+    table = _read_staged(assigned)
+    blob_of_row = [int(i[2:]) % 3 for i in table.column("id").to_pylist()]
+    cluster_of_row = table.column("cluster_id").to_pylist()
+    # Every row of a blob shares one cluster id, and the three ids differ.
+    assert len(set(zip(blob_of_row, cluster_of_row, strict=True))) == 3
+    assert set(cluster_of_row) == {0, 1, 2}
+    assert table.schema == embeddings_schema(2) and table.num_rows == 90
+    # The rows staged before the fit have no cluster ids: they wait as files, not in memory.
+    staged = _read_staged(unassigned)
+    assert staged.num_rows == 90 and staged.column("cluster_id").null_count == 90
 
 
 def _subtransforms_of(pipeline: beam.Pipeline):

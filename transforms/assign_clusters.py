@@ -73,24 +73,39 @@ class _AssignNearestCentroid(beam.DoFn):
         self, batch: EmbeddedBatch, fitted_centroids: np.ndarray | None = None
     ) -> Iterator[EmbeddingRow]:
         centroids = self._centroids if fitted_centroids is None else fitted_centroids
-        embeddings = batch.embeddings.astype(np.float32, copy=False)
-        cluster_ids, distances = nearest_centroids(embeddings, centroids)
-        for ref, embedding, cluster_id, distance, nnz in zip(
-            batch.refs,
-            embeddings,
-            cluster_ids.tolist(),
-            distances.tolist(),
-            batch.nnz.tolist(),
-            strict=True,
-        ):
-            yield EmbeddingRow(
-                modality=ref.modality,
-                id=ref.id,
-                uri=ref.uri,
-                label=ref.label,
-                embedding=embedding,
-                cluster_id=cluster_id,
-                cluster_distance=distance,
-                nnz=nnz,
-                model_version=self._model_version,
-            )
+        cluster_ids, distances = nearest_centroids(_float32(batch), centroids)
+        yield from embedding_rows(batch, self._model_version, cluster_ids, distances)
+
+
+def embedding_rows(
+    batch: EmbeddedBatch,
+    model_version: str,
+    cluster_ids: np.ndarray | None = None,
+    distances: np.ndarray | None = None,
+) -> Iterator[EmbeddingRow]:
+    """The table's rows of one batch; without cluster ids they stay None (--recluster
+    stages rows before its centroids exist, transforms/recluster.py)."""
+    unassigned = [None] * len(batch.refs)
+    for ref, embedding, cluster_id, distance, nnz in zip(
+        batch.refs,
+        _float32(batch),
+        unassigned if cluster_ids is None else cluster_ids.tolist(),
+        unassigned if distances is None else distances.tolist(),
+        batch.nnz.tolist(),
+        strict=True,
+    ):
+        yield EmbeddingRow(
+            modality=ref.modality,
+            id=ref.id,
+            uri=ref.uri,
+            label=ref.label,
+            embedding=embedding,
+            cluster_id=cluster_id,
+            cluster_distance=distance,
+            nnz=nnz,
+            model_version=model_version,
+        )
+
+
+def _float32(batch: EmbeddedBatch) -> np.ndarray:
+    return batch.embeddings.astype(np.float32, copy=False)

@@ -1,18 +1,20 @@
 """Recluster: k-means fitted on this run's own embeddings, inside the pipeline.
 
     embedded -> SampleEmbeddings (bounded, seeded) -> FitCentroids (scikit-learn KMeans)
-             -> AssignClusters (centroids as a side input) -> rows
-    rows -> SumSquaredDistances -> the fit's record for `_manifest.json`
+    embedded -> rows without cluster ids -> StageUnassignedShards (Parquet, under _staging)
+             -> AssignStagedShards (centroids as a side input) -> staged shards with cluster ids
+    staged shards -> SumSquaredDistances -> the fit's record for `_manifest.json`
 
-Why a bounded sample and not Lloyd passes over every row: a combiner keeps at
-most `sample_size` embeddings (Beam's TopCombineFn heap; per bundle and after
-merging), so what the stage holds does not grow with the input (the runner
-still has to keep the rows that wait for the fit: in memory on the
-DirectRunner, on shuffle storage elsewhere), and the whole fit is one pass
-plus the assignment pass. scikit-learn's KMeans (k-means++ init, Lloyd,
-n_init restarts) on that sample is library code and, measured on full MNIST
-(bench/recluster.md), lands within a fraction of a percent of KMeans on all
-vectors. The sample is the rows with the smallest hash of (seed, id): unlike
+Nothing here holds rows while the fit runs: the embedded rows are written to
+staged shards as they come, and only the shards' paths wait for the centroids
+(transforms/assign_staged_shards.py); measured in bench/recluster.md. The
+sample is a combiner that keeps at most `sample_size` embeddings (Beam's
+TopCombineFn heap; per bundle and after merging), so it does not grow with the
+input either; the fit is one pass over the rows plus the assignment pass over
+the shards. scikit-learn's KMeans (k-means++ init, Lloyd, n_init restarts) on
+that sample is library code and, measured on full MNIST (bench/recluster.md),
+lands within a fraction of a percent of KMeans on all vectors. The sample is
+the rows with the smallest hash of (seed, id): unlike
 `Sample.FixedSizeGlobally` (random.random) it is the same on every run and
 runner, so the same inputs, K and seed give the same centroids and ids.
 
@@ -34,14 +36,16 @@ import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from transforms.assign_clusters import AssignClusters
-from transforms.records import EmbeddedBatch, EmbeddingRow
+from transforms.assign_clusters import embedding_rows
+from transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
+from transforms.records import EmbeddedBatch, EmbeddingRow, StagedShard
+from transforms.schemas import embeddings_schema
+from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
 
 DEFAULT_SAMPLE_SIZE = 20_000
 N_INIT = 10
-_FIXED_POINT = 2**32  # see SumSquaredDistances
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -126,29 +130,33 @@ def fit_kmeans(
 class SumSquaredDistances(beam.CombineFn):
     """Inertia: the sum of every row's squared distance to its centroid, order-independent.
 
-    Summed as a Python integer in units of 2**-32: integer sums do not depend
-    on how a runner bundles and merges, float sums do. Not `CombineGlobally(sum)`
+    Each staged shard brings its rows' sum as an integer in units of 2**-32
+    (assign_staged_shards.squared_distance_units); integer sums do not depend on
+    how a runner bundles and merges, float sums do. Not `CombineGlobally(sum)`
     over ints: Beam swaps that for an int64 sum, which could overflow.
     """
 
     def create_accumulator(self) -> int:
         return 0
 
-    def add_input(self, units: int, row: EmbeddingRow) -> int:
-        return units + round(float(row.cluster_distance) ** 2 * _FIXED_POINT)
+    def add_input(self, units: int, shard: StagedShard) -> int:
+        return units + shard.squared_distance_units
 
     def merge_accumulators(self, accumulators: Iterable[int]) -> int:
         return sum(accumulators)
 
     def extract_output(self, units: int) -> float:
-        return units / _FIXED_POINT
+        return units / FIXED_POINT
 
 
 class Recluster(beam.PTransform):
-    """PCollection[EmbeddedBatch] -> (rows assigned with this run's centroids, refit record).
+    """PCollection[EmbeddedBatch] -> (staged shards assigned with this run's centroids, refit).
 
-    The refit record is one `(modality, {"centroids": array, **ClusterFit.record})`,
-    the fact WriteEmbeddings needs to write centroids.parquet and the manifest.
+    `unassigned_dir` and `assigned_dir` are folders of this run's staging area:
+    the first for rows waiting for the fit (never committed), the second for the
+    table's shards. The refit record is one `(modality, {"centroids": array,
+    **ClusterFit.record})`, the fact WriteEmbeddings needs to write
+    centroids.parquet and the manifest.
     """
 
     def __init__(
@@ -158,7 +166,10 @@ class Recluster(beam.PTransform):
         seed: int,
         embedding_dim: int,
         model_version: str,
+        unassigned_dir: str,
+        assigned_dir: str,
         sample_size: int = DEFAULT_SAMPLE_SIZE,
+        rows_per_shard: int = DEFAULT_ROWS_PER_SHARD,
     ) -> None:
         super().__init__()
         self._modality = modality
@@ -166,25 +177,38 @@ class Recluster(beam.PTransform):
         self._seed = seed
         self._dim = embedding_dim
         self._model_version = model_version
+        self._unassigned_dir = unassigned_dir
+        self._assigned_dir = assigned_dir
         self._sample_size = sample_size
+        self._rows_per_shard = rows_per_shard
 
     def expand(
         self, embedded: beam.PCollection[EmbeddedBatch]
-    ) -> tuple[beam.PCollection[EmbeddingRow], beam.PCollection[tuple[str, dict]]]:
+    ) -> tuple[beam.PCollection[StagedShard], beam.PCollection[tuple[str, dict]]]:
         seed, k, dim = self._seed, self._k, self._dim
+        schema = embeddings_schema(dim)
         fit = (
             embedded
             | "KeyBySampleHash" >> beam.FlatMap(keyed_for_sample, seed)
             | "SampleEmbeddings" >> beam.CombineGlobally(bounded_sample_fn(self._sample_size))
             | "FitCentroids" >> beam.Map(fit_kmeans, k, seed, dim)
         )
-        rows = embedded | "AssignClusters" >> AssignClusters(
+        unassigned_shards = (
+            embedded
+            | "RowsWithoutClusters" >> beam.FlatMap(embedding_rows, self._model_version)
+            | "RowToRecord" >> beam.Map(EmbeddingRow.to_record)
+            | "StageUnassignedShards"
+            >> WriteParquetShards(self._unassigned_dir, schema, self._rows_per_shard)
+        )
+        shards = unassigned_shards | "AssignStagedShards" >> AssignStagedShards(
+            self._modality,
+            self._assigned_dir,
+            schema,
             fit | "CentroidsOfFit" >> beam.Map(lambda cluster_fit: cluster_fit.centroids),
-            self._model_version,
         )
         modality = self._modality
         refit = (
-            rows
+            shards
             | "SumSquaredDistances" >> beam.CombineGlobally(SumSquaredDistances())
             | "RecordRefit"
             >> beam.Map(
@@ -195,4 +219,4 @@ class Recluster(beam.PTransform):
                 beam.pvalue.AsSingleton(fit),
             )
         )
-        return rows, refit
+        return shards, refit

@@ -77,8 +77,8 @@ class EmbeddingRow:
     uri: str
     label: str | None
     embedding: np.ndarray
-    cluster_id: int
-    cluster_distance: float
+    cluster_id: int | None  # None only while --recluster waits for its centroids
+    cluster_distance: float | None
     nnz: int
     model_version: str
 
@@ -87,6 +87,20 @@ class EmbeddingRow:
         record = dict(vars(self))
         del record["modality"]
         return record
+
+
+@dataclasses.dataclass(frozen=True)
+class StagedShard:
+    """An embeddings file staged whole for the commit, with its rows per cluster.
+
+    Written by --recluster's assignment (transforms/assign_staged_shards.py):
+    the commit needs the file, the cluster sizes and the inertia, never the rows.
+    """
+
+    modality: str
+    path: str
+    cluster_sizes: tuple[int, ...]  # rows of cluster i
+    squared_distance_units: int  # sum of squared distances, in units of 2**-32
 
 
 @dataclasses.dataclass(frozen=True)

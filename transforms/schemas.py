@@ -46,4 +46,5 @@ DEAD_LETTER_SCHEMA = pa.schema(
 def vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """A fixed-size-list column (embeddings, centroids) as a [rows, width] array."""
     column = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return column.values.to_numpy().reshape(len(column), column.type.list_size)
+    # flatten(), not .values: a sliced array (a record batch of a file) starts at an offset.
+    return column.flatten().to_numpy().reshape(len(column), column.type.list_size)

@@ -31,7 +31,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.centroids import write_centroids
 from transforms.files import move_files
-from transforms.records import EmbeddingRow
+from transforms.records import EmbeddingRow, StagedShard
 from transforms.schemas import embeddings_schema
 from transforms.write_dead_letters import WriteDeadLetters
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
@@ -42,6 +42,7 @@ SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 EMBEDDINGS = "embeddings"
+UNASSIGNED = "unassigned"  # --recluster's rows waiting for the fit: staged, never committed
 INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
 TABLE_DIRS = (EMBEDDINGS, "dead_letter", "centroids", INDEX_DIR)
 
@@ -85,10 +86,21 @@ class RunInfo:
     inputs_expected: int | None = None
 
 
+def staged_dir(output_dir: str, run_id: str, table: str, modality: str) -> str:
+    """Where run `run_id` stages files of `table` (embeddings, ...) for one modality.
+
+    Only files under `<table>` = EMBEDDINGS that the commit is told about reach the table.
+    """
+    return posixpath.join(output_dir.rstrip("/"), STAGING, run_id, table, f"modality={modality}")
+
+
 class WriteEmbeddings(beam.PTransform):
-    """{"rows", "dead_letters", "inputs"[, "skipped"][, "refits"]} -> the committed file names.
+    """{"rows" and/or "staged_shards", "dead_letters", "inputs"[, "skipped"][, "refits"]}
+    -> the committed file names.
 
     Rows go to the `modality=<m>` partition of their modality, one per model.
+    `staged_shards` are StagedShards a stage upstream already wrote (--recluster):
+    committed with their cluster sizes, without passing their rows through here.
     `inputs` is every InputRef the job listed; it is only counted, to prove
     nothing was lost between listing and writing. `skipped` are the inputs a
     resumed run did not embed because `resume` keeps a row of their id.
@@ -113,32 +125,24 @@ class WriteEmbeddings(beam.PTransform):
 
     def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
         staging = posixpath.join(self._output_dir, STAGING, self._run.run_id)
-        partition_of = {model.modality: i for i, model in enumerate(self._models)}
-        rows_by_modality = pcolls["rows"] | "PartitionByModality" >> beam.Partition(
-            lambda row, _: partition_of[row.modality], len(self._models)
-        )
-        row_files = [
-            rows
-            | f"RowToRecord[{model.modality}]" >> beam.Map(EmbeddingRow.to_record)
-            | f"WriteEmbeddingParquet[{model.modality}]"
-            >> WriteParquetShards(
-                posixpath.join(staging, "embeddings", f"modality={model.modality}"),
-                embeddings_schema(model.embedding_dim),
-                self._rows_per_shard,
+        written_files, cluster_size_facts = [], []
+        if "rows" in pcolls:
+            row_files, row_cluster_sizes = self._write_rows(pcolls["rows"])
+            written_files += row_files
+            cluster_size_facts.append(row_cluster_sizes)
+        if "staged_shards" in pcolls:
+            cluster_size_facts.append(
+                pcolls["staged_shards"]
+                | "FactsOfStagedShard" >> beam.FlatMap(_facts_of_staged_shard)
             )
-            for model, rows in zip(self._models, rows_by_modality, strict=True)
-        ]
         dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
             posixpath.join(staging, "dead_letter", "part")
         )
         facts = (
-            (*row_files, dead_letter_files)
+            (*written_files, dead_letter_files)
             | "FlattenWrittenFiles" >> beam.Flatten()
             | "FactWrittenFile" >> beam.Map(lambda path: ("file", path)),
-            pcolls["rows"]
-            | "ClusterOfRow" >> beam.Map(lambda row: (row.modality, row.cluster_id))
-            | "CountRowsPerCluster" >> beam.combiners.Count.PerElement()
-            | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair)),
+            *cluster_size_facts,
             pcolls["dead_letters"]
             | "CountDeadLetters" >> beam.combiners.Count.Globally()
             | "FactDeadLetters" >> beam.Map(lambda n: ("dead_letters", n)),
@@ -164,6 +168,41 @@ class WriteEmbeddings(beam.PTransform):
                 _CommitRun(self._output_dir, self._models, self._run, self._resume or ResumePlan())
             )
         )
+
+    def _write_rows(
+        self, rows: beam.PCollection[EmbeddingRow]
+    ) -> tuple[list[beam.PCollection[str]], beam.PCollection]:
+        """Rows -> staged shards per modality (their paths), and the rows per cluster as facts."""
+        partition_of = {model.modality: i for i, model in enumerate(self._models)}
+        rows_by_modality = rows | "PartitionByModality" >> beam.Partition(
+            lambda row, _: partition_of[row.modality], len(self._models)
+        )
+        row_files = [
+            modality_rows
+            | f"RowToRecord[{model.modality}]" >> beam.Map(EmbeddingRow.to_record)
+            | f"WriteEmbeddingParquet[{model.modality}]"
+            >> WriteParquetShards(
+                staged_dir(self._output_dir, self._run.run_id, EMBEDDINGS, model.modality),
+                embeddings_schema(model.embedding_dim),
+                self._rows_per_shard,
+            )
+            for model, modality_rows in zip(self._models, rows_by_modality, strict=True)
+        ]
+        cluster_sizes = (
+            rows
+            | "ClusterOfRow" >> beam.Map(lambda row: (row.modality, row.cluster_id))
+            | "CountRowsPerCluster" >> beam.combiners.Count.PerElement()
+            | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair))
+        )
+        return row_files, cluster_sizes
+
+
+def _facts_of_staged_shard(shard: StagedShard) -> Iterable[tuple[str, Any]]:
+    """A shard written upstream: its file, and its rows per cluster, for the commit."""
+    yield "file", shard.path
+    for cluster_id, size in enumerate(shard.cluster_sizes):
+        if size:
+            yield "cluster_size", ((shard.modality, cluster_id), size)
 
 
 class _CommitRun(beam.DoFn):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import pyarrow as pa
@@ -39,12 +39,25 @@ def is_shard_name(path: str) -> bool:
 
 def write_shard(directory: str, records: list[dict], schema: pa.Schema) -> str:
     """Writes `records` as one Parquet file under a temporary name, then renames it whole."""
+    return write_shard_batches(directory, schema, [pa.Table.from_pylist(records, schema=schema)])
+
+
+def write_shard_batches(
+    directory: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch | pa.Table]
+) -> str:
+    """Streams `batches` into one Parquet file under a temporary name, then renames it whole.
+
+    Only one batch is in memory at a time, so a shard can be rewritten batch by batch.
+    """
     name = f"{SHARD_PREFIX}{uuid.uuid4().hex}{SHARD_SUFFIX}"
     final = posixpath.join(directory, name)
     temporary = posixpath.join(directory, f".{name}.inprogress")
-    table = pa.Table.from_pylist(records, schema=schema)
-    with FileSystems.create(temporary) as handle:
-        pq.write_table(table, handle, compression="zstd")
+    with (
+        FileSystems.create(temporary) as handle,
+        pq.ParquetWriter(handle, schema, compression="zstd") as writer,
+    ):
+        for batch in batches:
+            writer.write(batch)
     FileSystems.rename([temporary], [final])
     return final
 
