@@ -15,11 +15,15 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
 
 from pipeline import cli
 from pipeline.embed import build_embed_pipeline
 from pipeline.quality import cluster_purity
+from transforms import assign_staged_shards
+from transforms.assign_clusters import nearest_centroids
 from transforms.assign_staged_shards import squared_distance_units
+from transforms.centroids import read_centroids
 from transforms.recluster import (
     Recluster,
     SumSquaredDistances,
@@ -260,6 +264,45 @@ def test_recluster_on_real_digits_matches_scikit_learn_and_repeats_exactly(
     assert centroids_again.equals(centroids)
     assert again.column("cluster_id").equals(table.column("cluster_id"))
     assert again.column("id").equals(table.column("id"))
+
+
+def test_recluster_commits_each_row_with_its_nearest_committed_centroid_and_nothing_staged(
+    trained_model, digit_folders, tmp_path, monkeypatch
+):
+    """300 real digits; small shards read back in several record batches each."""
+    monkeypatch.setattr(assign_staged_shards, "ASSIGN_BATCH_ROWS", 50)  # in-process runner
+    out = tmp_path / "out"
+    status = cli.main(
+        ["embed", "--model", str(trained_model), "--input", f"{digit_folders}/test/[012]/*.png",
+         "--output", str(out), "--recluster", "5", "--rows-per-shard", "128"]
+    )  # fmt: skip
+    assert status == 0
+
+    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
+    centroids = read_centroids(str(out / "centroids" / "modality=image" / "centroids.parquet"))
+    embeddings = vectors(table.column("embedding"))
+    cluster_ids = table.column("cluster_id").to_numpy()
+    assert table.num_rows == len(set(table.column("id").to_pylist())) == 300
+    # The committed ids are scikit-learn's nearest centroids, and ids and distances are
+    # bit for bit what AssignClusters computes for rows in memory (the path without --recluster).
+    np.testing.assert_array_equal(cluster_ids, pairwise_distances_argmin(embeddings, centroids))
+    nearest, distances = nearest_centroids(embeddings, centroids)
+    np.testing.assert_array_equal(cluster_ids, nearest)
+    np.testing.assert_array_equal(table.column("cluster_distance").to_numpy(), distances)
+    assert table.column("cluster_id").null_count == 0
+    sizes = ds.dataset(out / "centroids" / "modality=image").to_table().column("size")
+    assert sizes.to_pylist() == np.bincount(cluster_ids, minlength=5).tolist()
+    # Only assigned shards were committed; the unassigned ones went with _staging.
+    files = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    embedding_files = [name for name in files if name.startswith("embeddings/")]
+    assert len(embedding_files) >= 3  # 300 rows, 128 a shard
+    row_groups = [pq.ParquetFile(out / name).num_row_groups for name in embedding_files]
+    assert max(row_groups) > 1  # written back batch by batch
+    assert all(pathlib.PurePath(name).name.startswith("part-") for name in embedding_files)
+    assert not [name for name in files if "unassigned" in name or "_staging" in name]
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert sorted(manifest["files"]) == [name for name in files if not name.startswith("_")]
+    assert manifest["rows_written"] == manifest["inputs_seen"] == 300
 
 
 @pytest.mark.parametrize(
