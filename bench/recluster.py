@@ -14,6 +14,7 @@ records its wall time and peak RSS:
   70k embeddings: Recluster against AssignClusters with fixed centroids.
 
     python -m bench.recluster [--workdir bench/work]
+    python -m bench.recluster --stages [--baseline DIR]   # only the stage-only memory runs
 
 Writes bench/results/recluster.json; bench/recluster.md quotes it.
 """
@@ -42,6 +43,7 @@ from transforms.recluster import Recluster
 from transforms.records import EmbeddedBatch, InputRef
 from transforms.schemas import vectors
 
+REPO = pathlib.Path(__file__).resolve().parents[1]
 K = 10
 SEED = 0
 SHARD_ROWS = 10_000
@@ -112,35 +114,50 @@ def embedded_batch(shard: int, table_dir: str) -> EmbeddedBatch:
 
 
 def stage_memory(rows: int, mode: str, table_dir: str) -> None:
-    """Runs only the clustering stage on `rows` generated rows; prints the peak RSS."""
-    import resource
+    """Runs only the clustering stage on `rows` generated rows; prints the rows and peak RSS.
 
-    with beam.Pipeline() as pipeline:
+    Recluster stages its rows as Parquet shards (unassigned, then assigned) in a
+    temporary folder, as the embed job does under `_staging`; AssignClusters
+    with fixed centroids writes nothing, its rows are only counted.
+    """
+    import resource
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as staging, beam.Pipeline() as pipeline:
         embedded = (
             pipeline | beam.Create(range(rows // SHARD_ROWS)) | beam.Map(embedded_batch, table_dir)
         )
         if mode == "recluster":
-            assigned, _ = embedded | Recluster("image", K, SEED, 5, "bench")
+            shards, _ = embedded | Recluster(
+                "image", K, SEED, 5, "bench", f"{staging}/unassigned", f"{staging}/assigned"
+            )
+            counted = shards | beam.Map(lambda shard: sum(shard.cluster_sizes))
         else:
             centroids = np.eye(K, 5, dtype=np.float32)
             assigned = embedded | AssignClusters(lambda: centroids, "bench")
-        _ = assigned | beam.combiners.Count.Globally() | beam.Map(print)
+            counted = assigned | beam.Map(lambda row: 1)
+        _ = counted | beam.CombineGlobally(sum) | beam.Map(lambda n: print("rows", n))
     print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def run_stage(rows: int, mode: str, table_dir: pathlib.Path) -> dict:
+def run_stage(rows: int, mode: str, table_dir: pathlib.Path, tree: pathlib.Path | None) -> dict:
+    """One stage-only run in a fresh process, of this checkout's code or of `tree`'s."""
     started = time.time()
     done = subprocess.run(
         [sys.executable, "-m", "bench.recluster", "--stage-only", str(rows), mode, str(table_dir)],
         capture_output=True,
         text=True,
         check=True,
+        cwd=tree,  # `-m` imports bench, pipeline and transforms from the working directory
     )
+    wall = time.time() - started
     peak_kb = int(done.stdout.split("peak_rss_kb")[-1].split()[0])
+    assert int(done.stdout.split("rows")[-1].split()[0]) == rows, done.stdout
     return {
         "rows": rows,
         "stage": mode,
-        "wall_s": round(time.time() - started, 1),
+        "wall_s": round(wall, 1),
+        "rows_per_s": round(rows / wall),
         "peak_rss_mb": peak_kb // 1024,
     }
 
@@ -152,6 +169,12 @@ def main() -> None:
     parser.add_argument(
         "--stages", action="store_true", help="Only re-measure the stage-only memory runs."
     )
+    parser.add_argument(
+        "--baseline",
+        type=pathlib.Path,
+        help="With --stages: also run the Recluster stage of this checkout (e.g. "
+        "`git archive main | tar -x -C DIR`), interleaved with ours.",
+    )
     args = parser.parse_args()
     if args.stage_only:
         rows, mode, table_dir = args.stage_only
@@ -160,7 +183,8 @@ def main() -> None:
     table_70k = work / "recluster-mnist_70k" / "embeddings"
     if args.stages:
         results = json.loads((RESULTS_DIR / "recluster.json").read_text())
-        results["stage_memory"] = stage_runs(table_70k)
+        results["stage_memory_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        results["stage_memory"] = stage_runs(table_70k, args.baseline)
         return record("recluster", results)
     train_dir = materialize(work / "digits", "train", None)
     test_dir = materialize(work / "digits", "test", None)
@@ -199,12 +223,16 @@ def main() -> None:
     record("recluster", results)
 
 
-def stage_runs(table_dir: pathlib.Path) -> list[dict]:
-    return [
-        run_stage(rows, mode, table_dir)
-        for rows in (30_000, 300_000)
-        for mode in ("assign_model_centroids", "recluster")
-    ]
+def stage_runs(table_dir: pathlib.Path, baseline: pathlib.Path | None = None) -> list[dict]:
+    """Each size and stage; with `baseline` (a checkout of another commit) its Recluster
+    too, run right after ours so both see the same machine load."""
+    runs = []
+    for rows in (30_000, 300_000):
+        for mode in ("assign_model_centroids", "recluster"):
+            runs.append({"code": "this", **run_stage(rows, mode, table_dir, REPO)})
+            if baseline and mode == "recluster":
+                runs.append({"code": str(baseline), **run_stage(rows, mode, table_dir, baseline)})
+    return runs
 
 
 if __name__ == "__main__":

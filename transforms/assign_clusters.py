@@ -3,10 +3,10 @@
 The model's centroids are loaded from the model directory in `setup()` rather
 than passed as a side input, so the stage runs unchanged on runners without
 side input support (DaskRunner) and on every worker of a distributed one.
-Centroids fitted in this run (`--recluster`, transforms/recluster.py) exist
-only as a PCollection; they come in as a singleton side input, the one place
-the embed job needs side inputs. A batch is assigned at once (numpy over the
-batch); the rows of the table leave here, one element per input.
+A batch is assigned at once (numpy over the batch); the rows of the table
+leave here, one element per input. Centroids fitted in this run
+(`--recluster`) are applied with the same `nearest_centroids` to staged files
+instead (transforms/assign_staged_shards.py).
 """
 
 from __future__ import annotations
@@ -37,43 +37,31 @@ def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> tuple[int,
 class AssignClusters(beam.PTransform):
     """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRow].
 
-    `centroids` is a loader (the model's centroids, read once per worker) or a
-    PCollection holding one [k, d] array (centroids fitted in this run).
+    `load_centroids` gives the model's [k, d] centroids; it runs once per worker.
     """
 
-    def __init__(
-        self, centroids: Callable[[], np.ndarray] | beam.PCollection, model_version: str
-    ) -> None:
+    def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
         super().__init__()
-        self._centroids = centroids
+        self._load_centroids = load_centroids
         self._model_version = model_version
 
     def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> beam.PCollection[EmbeddingRow]:
-        if isinstance(self._centroids, beam.PCollection):
-            return embedded | "AssignNearestFittedCentroid" >> beam.ParDo(
-                _AssignNearestCentroid(None, self._model_version),
-                beam.pvalue.AsSingleton(self._centroids),
-            )
         return embedded | "AssignNearestCentroid" >> beam.ParDo(
-            _AssignNearestCentroid(self._centroids, self._model_version)
+            _AssignNearestCentroid(self._load_centroids, self._model_version)
         )
 
 
 class _AssignNearestCentroid(beam.DoFn):
-    def __init__(self, load_centroids: Callable[[], np.ndarray] | None, model_version: str) -> None:
+    def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
         self._load_centroids = load_centroids
         self._model_version = model_version
         self._centroids: np.ndarray | None = None
 
     def setup(self) -> None:
-        if self._load_centroids is not None:
-            self._centroids = self._load_centroids()
+        self._centroids = self._load_centroids()
 
-    def process(
-        self, batch: EmbeddedBatch, fitted_centroids: np.ndarray | None = None
-    ) -> Iterator[EmbeddingRow]:
-        centroids = self._centroids if fitted_centroids is None else fitted_centroids
-        cluster_ids, distances = nearest_centroids(_float32(batch), centroids)
+    def process(self, batch: EmbeddedBatch) -> Iterator[EmbeddingRow]:
+        cluster_ids, distances = nearest_centroids(_float32(batch), self._centroids)
         yield from embedding_rows(batch, self._model_version, cluster_ids, distances)
 
 
