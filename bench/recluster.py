@@ -67,8 +67,15 @@ def write_manifest(path: pathlib.Path, images: list[pathlib.Path]) -> pathlib.Pa
     return path
 
 
-def run_embed(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path, *flags: str) -> dict:
-    """One `embedbeam embed` in a fresh process: wall time and peak RSS."""
+def run_embed(
+    model: pathlib.Path,
+    manifest: pathlib.Path,
+    out: pathlib.Path,
+    *flags: str,
+    tree: pathlib.Path | None = None,
+) -> dict:
+    """One `embedbeam embed` in a fresh process (of this checkout's code or of `tree`'s):
+    wall time, rows per second and peak RSS."""
     args = ["embed", "--model", str(model), "--manifest", str(manifest), "--output", str(out)]
     started = time.time()
     done = subprocess.run(
@@ -76,10 +83,18 @@ def run_embed(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path, *f
         capture_output=True,
         text=True,
         check=True,
+        cwd=tree,  # `-c` imports pipeline and transforms from the working directory
     )
     wall = time.time() - started
     peak_kb = int(done.stdout.split("peak_rss_kb")[-1].split()[0])
-    return {"flags": " ".join(flags), "wall_s": round(wall, 1), "peak_rss_mb": peak_kb // 1024}
+    rows = json.loads((out / "_manifest.json").read_text())["rows_written"]
+    return {
+        "flags": " ".join(flags),
+        "rows": rows,
+        "wall_s": round(wall, 1),
+        "rows_per_s": round(rows / wall),
+        "peak_rss_mb": peak_kb // 1024,
+    }
 
 
 def quality(out: pathlib.Path) -> dict:
@@ -170,10 +185,16 @@ def main() -> None:
         "--stages", action="store_true", help="Only re-measure the stage-only memory runs."
     )
     parser.add_argument(
+        "--jobs",
+        action="store_true",
+        help="Only re-measure the whole embed jobs with --recluster (7k, 70k digits; needs the "
+        "model and manifests of a full run).",
+    )
+    parser.add_argument(
         "--baseline",
         type=pathlib.Path,
-        help="With --stages: also run the Recluster stage of this checkout (e.g. "
-        "`git archive main | tar -x -C DIR`), interleaved with ours.",
+        help="With --stages or --jobs: also run the code of this checkout (e.g. "
+        "`git archive main | tar -x -C DIR`), each run right after ours.",
     )
     args = parser.parse_args()
     if args.stage_only:
@@ -181,10 +202,16 @@ def main() -> None:
         return stage_memory(int(rows), mode, table_dir)
     work = args.workdir.resolve()
     table_70k = work / "recluster-mnist_70k" / "embeddings"
-    if args.stages:
+    recluster = ["--recluster", str(K), "--recluster-seed", str(SEED)]
+    if args.stages or args.jobs:
         results = json.loads((RESULTS_DIR / "recluster.json").read_text())
-        results["stage_memory_date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        results["stage_memory"] = stage_runs(table_70k, args.baseline)
+        now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+        if args.stages:
+            results["stage_memory_date"] = now
+            results["stage_memory"] = stage_runs(table_70k, args.baseline)
+        if args.jobs:
+            results["recluster_jobs_date"] = now
+            results["recluster_jobs"] = job_runs(work, recluster, args.baseline)
         return record("recluster", results)
     train_dir = materialize(work / "digits", "train", None)
     test_dir = materialize(work / "digits", "test", None)
@@ -201,7 +228,6 @@ def main() -> None:
         "mnist_7k": write_manifest(work / "mnist_7k.csv", shuffled[:7_000]),
         "mnist_70k": write_manifest(work / "mnist_70k.csv", shuffled),
     }
-    recluster = ["--recluster", str(K), "--recluster-seed", str(SEED)]
     results = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform()}
 
     results["quality"] = []
@@ -221,6 +247,19 @@ def main() -> None:
             results["memory"].append({"inputs": name, **run})
     results["stage_memory"] = stage_runs(table_70k)
     record("recluster", results)
+
+
+def job_runs(work: pathlib.Path, recluster: list[str], baseline: pathlib.Path | None) -> list[dict]:
+    """The whole embed job with --recluster on 7k and 70k digits, ours and the baseline's."""
+    trees = [("this", REPO), *([(str(baseline), baseline)] if baseline else [])]
+    return [
+        {"code": code, "inputs": name, **run_embed(
+            work / "model-dauto", work / f"{name}.csv", work / f"memory-{name}", *recluster,
+            tree=tree,
+        )}
+        for name in ("mnist_7k", "mnist_70k")
+        for code, tree in trees
+    ]  # fmt: skip
 
 
 def stage_runs(table_dir: pathlib.Path, baseline: pathlib.Path | None = None) -> list[dict]:
