@@ -3,6 +3,8 @@
 Everything is first written under `OUT/_staging/<run_id>/` (readers skip `_`
 folders); embeddings as whole shards while the run goes (WriteParquetShards),
 so an interrupted run leaves finished shards that `embed --resume` reuses.
+With `--recluster` the shards arrive already staged (transforms/recluster.py
+writes them once its centroids are fitted) and are committed the same way.
 When every file is written, one commit step (a single-key GroupByKey, so no
 side inputs are needed) checks that inputs seen = rows + dead letters (+ inputs
 skipped because a resumed run keeps their rows), moves the staged files into
