@@ -9,6 +9,11 @@ order, and one whose ids are not disjoint from those already kept is left out
 (a retried bundle's shard, or two interrupted runs over the same inputs), so
 every id is kept once. A staged shard of another model version is ignored; a
 table of another model version refuses to resume.
+
+Rows of a `--recluster` run carry cluster ids of centroids fitted in that run,
+not the model's, so they are never mixed with a resumed run's: a table
+committed by one refuses to resume, and the staged shards of an interrupted one
+(its staging folder holds `unassigned/`) are ignored.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from collections.abc import Mapping
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import UserError
+from pipeline.table import read_manifest
 from transforms.files import read_parquet
-from transforms.write_embeddings import STAGING, ResumePlan
+from transforms.write_embeddings import STAGING, SUCCESS, UNASSIGNED, ResumePlan
 from transforms.write_shards import is_shard_name
 
 _LOG = logging.getLogger(__name__)
@@ -32,8 +38,13 @@ _COLUMNS = ["id", "cluster_id", "model_version"]
 def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePlan:
     """The files of OUT whose rows a `--resume` run keeps, given this run's model per modality."""
     output_dir = output_dir.rstrip("/")
+    _refuse_a_reclustered_table(output_dir)
     table_files = _shards(posixpath.join(output_dir, "embeddings", "*", "*"))
-    staged_files = _shards(posixpath.join(output_dir, STAGING, "*", "embeddings", "*", "*"))
+    staged_files = [
+        path
+        for path in _shards(posixpath.join(output_dir, STAGING, "*", "embeddings", "*", "*"))
+        if not _reclustered_run(path)
+    ]
     kept_ids: set[str] = set()
     keep, drop, sizes = [], [], collections.Counter()
     for path in table_files + staged_files:
@@ -73,6 +84,28 @@ def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePla
         drop=tuple(drop),
         cluster_sizes=tuple((m, c, n) for (m, c), n in sorted(sizes.items())),
     )
+
+
+def _refuse_a_reclustered_table(output_dir: str) -> None:
+    if not FileSystems.exists(posixpath.join(output_dir, SUCCESS)):
+        return
+    reclustered = sorted(
+        modality
+        for modality, model in read_manifest(output_dir)["models"].items()
+        if "recluster" in model
+    )
+    if reclustered:
+        raise UserError(
+            f"cannot resume: {output_dir} was clustered with --recluster "
+            f"({', '.join(reclustered)}), so its cluster ids are not the model's; use --overwrite"
+        )
+
+
+def _reclustered_run(staged_shard: str) -> bool:
+    """Whether a staged shard (`_staging/<run>/embeddings/modality=<m>/part-*`) is of a
+    --recluster run: such runs stage their rows under `unassigned/` before any shard here."""
+    run_dir = posixpath.dirname(posixpath.dirname(posixpath.dirname(staged_shard)))
+    return FileSystems.exists(posixpath.join(run_dir, UNASSIGNED))
 
 
 def _shards(pattern: str) -> list[str]:

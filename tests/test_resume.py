@@ -54,6 +54,31 @@ def test_resume_keeps_the_table_and_whole_shards_with_ids_not_yet_kept(tmp_path)
     assert plan.drop == ()
 
 
+def test_resume_ignores_shards_of_an_interrupted_recluster_run(tmp_path):
+    """Its rows carry cluster ids of centroids fitted in that run, not the model's."""
+    out = tmp_path / "out"
+    _shard(out / "_staging" / "plain" / "embeddings" / "modality=image", ["a"])
+    reclustered = out / "_staging" / "refit" / "embeddings" / "modality=image"
+    _shard(reclustered, ["b"], cluster_id=7)
+    _shard(out / "_staging" / "refit" / "unassigned" / "modality=image", ["b"])
+
+    plan = plan_resume(str(out), {"image": "v1"})
+
+    assert plan.rows == 1 and plan.cluster_sizes == (("image", 0, 1),)
+
+
+def test_resume_refuses_a_table_clustered_with_recluster(tmp_path):
+    out = tmp_path / "out"
+    _shard(out / "embeddings" / "modality=image", ["a"], cluster_id=3)
+    refit = {"requested_k": 10, "seed": 0}
+    models = {"image": {"model_version": "v1", "rows": 1, "recluster": refit}}
+    (out / "_manifest.json").write_text(json.dumps({"models": models}))
+    (out / "_SUCCESS").write_text("")
+
+    with pytest.raises(UserError, match="was clustered with --recluster"):
+        plan_resume(str(out), {"image": "v1"})
+
+
 def test_resume_refuses_a_table_written_by_another_model(tmp_path):
     _shard(tmp_path / "out" / "embeddings" / "modality=image", ["a"], version="old")
 
