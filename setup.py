@@ -20,6 +20,7 @@ setup(
         "pyarrow>=20,<26",
         "librosa>=0.11,<0.12",
         "Pillow>=11,<13",
+        "imagecodecs>=2026.3.6,<2027",  # libpng for plain grayscale PNGs (transforms/sparse/image.py)
         "numpy>=2,<3",
         "scikit-learn>=1.6,<2",
         "tensorboard>=2.21,<2.22",  # `projector` writes its config proto

