@@ -87,14 +87,13 @@ def _embedbeam(model_dir: str, source: str, output: str, flags: list[str]) -> tu
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from bench.embed_images import _is_manifest
-    from pipeline.embed import build_embed_pipeline
+    from pipeline.embed import embed
 
     source_flag = "--manifest" if _is_manifest(source) else "--input"
     options = PipelineOptions(
         ["--model", model_dir, source_flag, source, "--output", output, *flags]
     )
-    result = build_embed_pipeline(options).run()
-    result.wait_until_finish()
+    result = embed(options)
     items = json.loads(pathlib.Path(output, "_manifest.json").read_text())["rows_written"]
     latencies = [
         d.committed.sum

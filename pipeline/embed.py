@@ -24,6 +24,7 @@ import uuid
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineResult
 
 from pipeline.jobs import check_output_dir, expected_inputs, input_source, progress_spec
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
@@ -95,9 +96,6 @@ def build_embed_pipeline(
     Each input goes to the model of its modality; inputs of a modality with
     no model become dead letters.
     """
-    # What is loaded by now (Beam, TensorFlow: ~500k objects) lives as long as the
-    # job; frozen, no full garbage collection walks it again (~0.5 s each).
-    gc.freeze()
     job = options.view_as(JobOptions)
     options = options.view_as(EmbedOptions)
     if options.resume and job.overwrite:
@@ -196,11 +194,18 @@ def build_embed_pipeline(
     return pipeline
 
 
-def embed(options: PipelineOptions) -> None:
+def embed(options: PipelineOptions) -> PipelineResult:
     """Runs the embed job and checks that it committed, since a runner may report
     success for a graph it did not run whole (DaskRunner, deploy/dask/README.md)."""
-    run_id = _new_run_id()
-    build_embed_pipeline(options, run_id=run_id).run().wait_until_finish()
+    # What is loaded by now (Beam, TensorFlow: ~500k objects) outlives the job; frozen
+    # while it runs, no full garbage collection walks it (~0.5 s each).
+    gc.freeze()
+    try:
+        run_id = _new_run_id()
+        result = build_embed_pipeline(options, run_id=run_id).run()
+        result.wait_until_finish()
+    finally:
+        gc.unfreeze()
     output = options.view_as(JobOptions).output
     if not FileSystems.exists(posixpath.join(output, SUCCESS)) or (
         read_manifest(output)["run_id"] != run_id
@@ -209,6 +214,7 @@ def embed(options: PipelineOptions) -> None:
             f"the runner reported success but run {run_id} did not commit to {output} "
             "(no _SUCCESS of this run): the runner did not run the whole job"
         )
+    return result
 
 
 def _new_run_id() -> str:
