@@ -17,8 +17,13 @@ from transforms.featurize import Featurize, ReadAndFeaturize
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import modality_for_uri
 from transforms.read_inputs import READ_CHUNK_BYTES, ReadInputs, read_bounded
-from transforms.records import InputRef, id_for_uri
+from transforms.records import DeadLetter, InputRef, id_for_uri
 from transforms.sparse import InvalidInput
+
+
+def _file_stage_error(letter: DeadLetter) -> tuple[str, str, str]:
+    """What a test says of a dead letter: its file's name, the stage and the reason."""
+    return letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error
 
 
 @pytest.fixture
@@ -91,8 +96,7 @@ def test_reading_routes_missing_oversize_and_unknown_files_to_dead_letters(image
             label="raw",
         )
         assert_that(
-            dead_letters
-            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            dead_letters | beam.Map(_file_stage_error),
             equal_to(
                 [
                     ("missing.png", "read", "missing_file"),
@@ -132,8 +136,7 @@ def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(imag
             label="featurized",
         )
         assert_that(
-            dead_letters
-            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            dead_letters | beam.Map(_file_stage_error),
             equal_to(
                 [
                     ("b.png", "featurize", "no_active_features"),
@@ -328,8 +331,7 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
             label="featurized",
         )
         assert_that(
-            dead_letters
-            | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error)),
+            dead_letters | beam.Map(_file_stage_error),
             equal_to(
                 [
                     ("b.png", "featurize", "no_active_features"),
