@@ -28,7 +28,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.options import UserError
 from pipeline.table import read_manifest
 from transforms.files import read_parquet
-from transforms.write_embeddings import STAGING, SUCCESS, UNASSIGNED, ResumePlan
+from transforms.write_embeddings import STAGING, SUCCESS, UNASSIGNED, ResumePlan, staged_run
 from transforms.write_shards import is_shard_name
 
 _LOG = logging.getLogger(__name__)
@@ -40,10 +40,17 @@ def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePla
     output_dir = output_dir.rstrip("/")
     _refuse_a_reclustered_table(output_dir)
     table_files = _shards(posixpath.join(output_dir, "embeddings", "*", "*"))
+    staging = posixpath.join(output_dir, STAGING)
+    # A --recluster run stages its rows under `unassigned/` before it stages any shard with
+    # cluster ids; files are matched, not folders, since object stores have no folders.
+    reclustered_runs = {
+        staged_run(path, output_dir)
+        for path in _shards(posixpath.join(staging, "*", UNASSIGNED, "*", "*"))
+    }
     staged_files = [
         path
-        for path in _shards(posixpath.join(output_dir, STAGING, "*", "embeddings", "*", "*"))
-        if not _reclustered_run(path)
+        for path in _shards(posixpath.join(staging, "*", "embeddings", "*", "*"))
+        if staged_run(path, output_dir) not in reclustered_runs
     ]
     kept_ids: set[str] = set()
     keep, drop, sizes = [], [], collections.Counter()
@@ -99,13 +106,6 @@ def _refuse_a_reclustered_table(output_dir: str) -> None:
             f"cannot resume: {output_dir} was clustered with --recluster "
             f"({', '.join(reclustered)}), so its cluster ids are not the model's; use --overwrite"
         )
-
-
-def _reclustered_run(staged_shard: str) -> bool:
-    """Whether a staged shard (`_staging/<run>/embeddings/modality=<m>/part-*`) is of a
-    --recluster run: such runs stage their rows under `unassigned/` before any shard here."""
-    run_dir = posixpath.dirname(posixpath.dirname(posixpath.dirname(staged_shard)))
-    return FileSystems.exists(posixpath.join(run_dir, UNASSIGNED))
 
 
 def _shards(pattern: str) -> list[str]:

@@ -96,6 +96,11 @@ def staged_dir(output_dir: str, run_id: str, table: str, modality: str) -> str:
     return posixpath.join(output_dir.rstrip("/"), STAGING, run_id, table, f"modality={modality}")
 
 
+def staged_run(staged_path: str, output_dir: str) -> str:
+    """The run that staged `OUT/_staging/<run>/...`."""
+    return posixpath.relpath(staged_path, posixpath.join(output_dir, STAGING)).split("/", 1)[0]
+
+
 class WriteEmbeddings(beam.PTransform):
     """{"rows" and/or "staged_shards", "dead_letters", "inputs"[, "skipped"][, "refits"]}
     -> the committed file names.
@@ -326,7 +331,7 @@ class _CommitRun(beam.DoFn):
         staged_root = posixpath.join(self._output_dir, STAGING)
         by_run = collections.defaultdict(list)
         for path in paths:
-            by_run[posixpath.relpath(path, staged_root).split("/", 1)[0]].append(path)
+            by_run[staged_run(path, self._output_dir)].append(path)
         moved = []
         for run_id, run_paths in sorted(by_run.items()):
             moved += move_files(run_paths, posixpath.join(staged_root, run_id), self._output_dir)
