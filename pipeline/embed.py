@@ -7,9 +7,10 @@
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
 refuses to commit unless inputs seen = rows + dead letters. From reading to
-cluster assignment, elements are batches of inputs (bench/README.md measures
-why: Beam's per-element cost, paid once per batch, and numpy and TFT over a
-batch); AssignClusters hands the writer one row per input.
+the Parquet writer, elements are batches of inputs (bench/README.md measures
+why: Beam's per-element cost, paid once per batch, and numpy, TFT and Arrow
+over a batch); AssignClusters hands the writer each batch's rows as one Arrow
+record batch.
 """
 
 from __future__ import annotations
@@ -159,7 +160,9 @@ def build_embed_pipeline(
             rows.append(
                 embedded
                 | f"AssignClusters[{modality}]"
-                >> AssignClusters(model.output_model().load_centroids, model.info.model_version)
+                >> AssignClusters(
+                    modality, model.output_model().load_centroids, model.info.model_version
+                )
             )
         encode_failures.append(failures)
     dead_letters = (

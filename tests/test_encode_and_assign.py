@@ -14,7 +14,8 @@ from pipeline.model_dir import CENTROIDS, read_model_info
 from transforms.assign_clusters import AssignClusters, nearest_centroid
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
-from transforms.records import FeaturizedBatch, InputRef
+from transforms.records import EmbeddingRows, FeaturizedBatch, InputRef
+from transforms.schemas import vectors
 from transforms.sparse import SparseRows
 from transforms.sparse.image import featurize_image
 
@@ -44,22 +45,27 @@ def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
         for ref, nnz in zip(batch.refs, batch.rows.lengths, strict=True)
     ]
 
-    def check(row):
-        cluster_id, distance = nearest_centroid(row.embedding, centroids)
-        assert row.embedding.shape == (info.embedding_dim,) and row.embedding.dtype == np.float32
-        assert (row.cluster_id, row.model_version) == (cluster_id, info.model_version)
-        assert np.isclose(row.cluster_distance, distance)
-        return row.id, row.label, row.nnz
+    def check(rows: EmbeddingRows):
+        assert rows.modality == "image"
+        embeddings = vectors(rows.records.column("embedding"))
+        assert embeddings.shape[1] == info.embedding_dim and embeddings.dtype == np.float32
+        for row, embedding in zip(rows.records.to_pylist(), embeddings, strict=True):
+            cluster_id, distance = nearest_centroid(embedding, centroids)
+            assert (row["cluster_id"], row["model_version"]) == (cluster_id, info.model_version)
+            assert np.isclose(row["cluster_distance"], distance)
+            yield row["id"], row["label"], row["nnz"]
 
     with TestPipeline() as p:
         embedded, failures = (
             p | beam.Create(batches) | EncodeEmbeddings(str(trained_model), max_batch_nnz=200)
         )
         rows = embedded | AssignClusters(
-            functools.partial(read_centroids, str(trained_model / CENTROIDS)), info.model_version
+            "image",
+            functools.partial(read_centroids, str(trained_model / CENTROIDS)),
+            info.model_version,
         )
 
-        assert_that(rows | beam.Map(check), equal_to(expected), label="rows")
+        assert_that(rows | beam.FlatMap(check), equal_to(expected), label="rows")
         assert_that(failures, equal_to([]), label="no failures")
 
 

@@ -21,7 +21,7 @@ from pipeline.options import UserError
 from pipeline.resume import plan_resume
 from transforms.records import id_for_uri
 from transforms.schemas import embeddings_schema
-from transforms.write_shards import write_shard
+from transforms.write_shards import write_shard_batches
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,10 @@ def _records(ids: list[str], version: str = "v1", cluster_id: int = 0) -> list[d
 
 
 def _shard(directory: pathlib.Path, ids: list[str], **kwargs) -> str:
-    return write_shard(str(directory), _records(ids, **kwargs), embeddings_schema(2))
+    schema = embeddings_schema(2)
+    return write_shard_batches(
+        str(directory), schema, [pa.Table.from_pylist(_records(ids, **kwargs), schema)]
+    )
 
 
 def test_resume_keeps_the_table_and_whole_shards_with_ids_not_yet_kept(tmp_path):

@@ -6,30 +6,28 @@ import json
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.centroids import read_centroids, write_centroids
-from transforms.records import DeadLetter, EmbeddingRow, InputRef
+from transforms.records import DeadLetter, EmbeddingRows, InputRef
 from transforms.schemas import embeddings_schema
 from transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
 
 CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
 
 
-def _row(i: int, cluster_id: int) -> EmbeddingRow:
-    return EmbeddingRow(
-        modality="image",
-        id=f"id{i}",
-        uri=f"/in/{i}.png",
-        label=str(i % 2),
-        embedding=np.array([i, i], np.float32),
-        cluster_id=cluster_id,
-        cluster_distance=float(i),
-        nnz=10 + i,
-        model_version="v1",
-    )
+def _rows(*clustered: tuple[int, int]) -> EmbeddingRows:
+    """Image rows `id<i>` in cluster `cluster_id`, for each (i, cluster_id), as one batch."""
+    records = [
+        {"id": f"id{i}", "uri": f"/in/{i}.png", "label": str(i % 2), "embedding": [i, i],
+         "cluster_id": cluster_id, "cluster_distance": float(i), "nnz": 10 + i,
+         "model_version": "v1"}
+        for i, cluster_id in clustered
+    ]  # fmt: skip
+    return EmbeddingRows("image", pa.RecordBatch.from_pylist(records, embeddings_schema(2)))
 
 
 @pytest.fixture
@@ -62,7 +60,7 @@ def _write(
 
 def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path, output_model):
     out = tmp_path / "out"
-    rows = [_row(0, 0), _row(1, 0), _row(9, 1)]
+    rows = [_rows((0, 0), (1, 0)), _rows((9, 1))]
     dead = [DeadLetter("/in/bad.png", "featurize", "no_active_features", "blank")]
 
     _write(out, output_model, rows, dead, inputs_seen=4)
@@ -91,7 +89,7 @@ def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_mode
     out = tmp_path / "out"
 
     with pytest.raises(Exception, match="refusing to commit: 5 inputs seen but 3 rows"):
-        _write(out, output_model, [_row(0, 0), _row(1, 0), _row(9, 1)], [], inputs_seen=5)
+        _write(out, output_model, [_rows((0, 0), (1, 0), (9, 1))], [], inputs_seen=5)
 
     assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
 
@@ -122,9 +120,9 @@ def test_counts_that_agree_but_cannot_be_true_commit_nothing(
 
 def test_a_second_commit_replaces_the_first_table_whole(tmp_path, output_model):
     out = tmp_path / "out"
-    _write(out, output_model, [_row(0, 0), _row(1, 0)], [], inputs_seen=2)
+    _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2)
 
-    _write(out, output_model, [_row(7, 1)], [], inputs_seen=1)
+    _write(out, output_model, [_rows((7, 1))], [], inputs_seen=1)
 
     assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column(
         "id"

@@ -3,8 +3,8 @@
 The model's centroids are loaded from the model directory in `setup()` rather
 than passed as a side input, so the stage runs unchanged on runners without
 side input support (DaskRunner) and on every worker of a distributed one.
-A batch is assigned at once (numpy over the batch); the rows of the table
-leave here, one element per input. Centroids fitted in this run
+A batch is assigned at once (numpy over the batch) and leaves as one Arrow
+record batch of table rows, which the writer appends whole. Centroids fitted in this run
 (`--recluster`) are applied with the same `nearest_centroids` to staged files
 instead (transforms/assign_staged_shards.py).
 """
@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 
-from transforms.records import EmbeddedBatch, EmbeddingRow
+from transforms.records import EmbeddedBatch, EmbeddingRows
+from transforms.schemas import embeddings_schema
 
 
 def nearest_centroids(
@@ -35,24 +37,30 @@ def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> tuple[int,
 
 
 class AssignClusters(beam.PTransform):
-    """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRow].
+    """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRows], one per batch.
 
     `load_centroids` gives the model's [k, d] centroids; it runs once per worker.
     """
 
-    def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
+    def __init__(
+        self, modality: str, load_centroids: Callable[[], np.ndarray], model_version: str
+    ) -> None:
         super().__init__()
+        self._modality = modality
         self._load_centroids = load_centroids
         self._model_version = model_version
 
-    def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> beam.PCollection[EmbeddingRow]:
+    def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> beam.PCollection[EmbeddingRows]:
         return embedded | "AssignNearestCentroid" >> beam.ParDo(
-            _AssignNearestCentroid(self._load_centroids, self._model_version)
+            _AssignNearestCentroid(self._modality, self._load_centroids, self._model_version)
         )
 
 
 class _AssignNearestCentroid(beam.DoFn):
-    def __init__(self, load_centroids: Callable[[], np.ndarray], model_version: str) -> None:
+    def __init__(
+        self, modality: str, load_centroids: Callable[[], np.ndarray], model_version: str
+    ) -> None:
+        self._modality = modality
         self._load_centroids = load_centroids
         self._model_version = model_version
         self._centroids: np.ndarray | None = None
@@ -60,39 +68,33 @@ class _AssignNearestCentroid(beam.DoFn):
     def setup(self) -> None:
         self._centroids = self._load_centroids()
 
-    def process(self, batch: EmbeddedBatch) -> Iterator[EmbeddingRow]:
+    def process(self, batch: EmbeddedBatch) -> Iterator[EmbeddingRows]:
         cluster_ids, distances = nearest_centroids(_float32(batch), self._centroids)
-        yield from embedding_rows(batch, self._model_version, cluster_ids, distances)
+        records = embedding_records(batch, self._model_version, cluster_ids, distances)
+        yield EmbeddingRows(self._modality, records)
 
 
-def embedding_rows(
+def embedding_records(
     batch: EmbeddedBatch,
     model_version: str,
     cluster_ids: np.ndarray | None = None,
     distances: np.ndarray | None = None,
-) -> Iterator[EmbeddingRow]:
-    """The table's rows of one batch; without cluster ids they stay None (--recluster
+) -> pa.RecordBatch:
+    """The table's rows of one batch; without cluster ids they stay null (--recluster
     stages rows before its centroids exist, transforms/recluster.py)."""
-    unassigned = [None] * len(batch.refs)
-    for ref, embedding, cluster_id, distance, nnz in zip(
-        batch.refs,
-        _float32(batch),
-        unassigned if cluster_ids is None else cluster_ids.tolist(),
-        unassigned if distances is None else distances.tolist(),
-        batch.nnz.tolist(),
-        strict=True,
-    ):
-        yield EmbeddingRow(
-            modality=ref.modality,
-            id=ref.id,
-            uri=ref.uri,
-            label=ref.label,
-            embedding=embedding,
-            cluster_id=cluster_id,
-            cluster_distance=distance,
-            nnz=nnz,
-            model_version=model_version,
-        )
+    embeddings = _float32(batch)
+    count, dim = embeddings.shape
+    columns = [
+        pa.array([ref.id for ref in batch.refs], pa.string()),
+        pa.array([ref.uri for ref in batch.refs], pa.string()),
+        pa.array([ref.label for ref in batch.refs], pa.string()),
+        pa.FixedSizeListArray.from_arrays(pa.array(embeddings.reshape(-1)), dim),
+        pa.nulls(count, pa.int32()) if cluster_ids is None else pa.array(cluster_ids, pa.int32()),
+        pa.nulls(count, pa.float32()) if distances is None else pa.array(distances, pa.float32()),
+        pa.array(batch.nnz, pa.int32()),
+        pa.array([model_version] * count, pa.string()),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=embeddings_schema(dim))
 
 
 def _float32(batch: EmbeddedBatch) -> np.ndarray:

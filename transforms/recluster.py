@@ -36,9 +36,9 @@ import numpy as np
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
 
-from transforms.assign_clusters import embedding_rows
+from transforms.assign_clusters import embedding_records
 from transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
-from transforms.records import EmbeddedBatch, EmbeddingRow, StagedShard
+from transforms.records import EmbeddedBatch, StagedShard
 from transforms.schemas import embeddings_schema
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
 
@@ -195,8 +195,7 @@ class Recluster(beam.PTransform):
         )
         unassigned_shards = (
             embedded
-            | "RowsWithoutClusters" >> beam.FlatMap(embedding_rows, self._model_version)
-            | "RowToRecord" >> beam.Map(EmbeddingRow.to_record)
+            | "RowsWithoutClusters" >> beam.Map(embedding_records, self._model_version)
             | "StageUnassignedShards"
             >> WriteParquetShards(self._unassigned_dir, schema, self._rows_per_shard)
         )

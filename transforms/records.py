@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 
 import numpy as np
+import pyarrow as pa
 
 from transforms.sparse.features import SparseFeatures, SparseRows
 
@@ -69,24 +70,13 @@ class EmbeddedBatch:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class EmbeddingRow:
-    """One row of the embeddings table (schemas.embeddings_schema), plus its partition."""
+class EmbeddingRows:
+    """Rows of the embeddings table of one modality, as one Arrow record batch
+    (columns: schemas.embeddings_schema). A batch of inputs stays one element
+    up to the writer, which appends it to its shard as is."""
 
     modality: str
-    id: str
-    uri: str
-    label: str | None
-    embedding: np.ndarray
-    cluster_id: int | None  # None only while --recluster waits for its centroids
-    cluster_distance: float | None
-    nnz: int
-    model_version: str
-
-    def to_record(self) -> dict:
-        """The Parquet record: every column but the hive partition key."""
-        record = dict(vars(self))
-        del record["modality"]
-        return record
+    records: pa.RecordBatch
 
 
 @dataclasses.dataclass(frozen=True)

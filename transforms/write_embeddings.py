@@ -24,7 +24,7 @@ import json
 import logging
 import posixpath
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -33,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.centroids import write_centroids
 from transforms.files import move_files
-from transforms.records import EmbeddingRow, StagedShard
+from transforms.records import EmbeddingRows, StagedShard
 from transforms.schemas import embeddings_schema
 from transforms.write_dead_letters import WriteDeadLetters
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
@@ -177,16 +177,16 @@ class WriteEmbeddings(beam.PTransform):
         )
 
     def _write_rows(
-        self, rows: beam.PCollection[EmbeddingRow]
+        self, rows: beam.PCollection[EmbeddingRows]
     ) -> tuple[list[beam.PCollection[str]], beam.PCollection]:
         """Rows -> staged shards per modality (their paths), and the rows per cluster as facts."""
         partition_of = {model.modality: i for i, model in enumerate(self._models)}
         rows_by_modality = rows | "PartitionByModality" >> beam.Partition(
-            lambda row, _: partition_of[row.modality], len(self._models)
+            lambda batch, _: partition_of[batch.modality], len(self._models)
         )
         row_files = [
             modality_rows
-            | f"RowToRecord[{model.modality}]" >> beam.Map(EmbeddingRow.to_record)
+            | f"RecordsOf[{model.modality}]" >> beam.Map(lambda batch: batch.records)
             | f"WriteEmbeddingParquet[{model.modality}]"
             >> WriteParquetShards(
                 staged_dir(self._output_dir, self._run.run_id, EMBEDDINGS, model.modality),
@@ -197,11 +197,19 @@ class WriteEmbeddings(beam.PTransform):
         ]
         cluster_sizes = (
             rows
-            | "ClusterOfRow" >> beam.Map(lambda row: (row.modality, row.cluster_id))
-            | "CountRowsPerCluster" >> beam.combiners.Count.PerElement()
+            | "ClusterSizesOfBatch" >> beam.FlatMap(_cluster_sizes)
+            | "SumRowsPerCluster" >> beam.CombinePerKey(sum)
             | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair))
         )
         return row_files, cluster_sizes
+
+
+def _cluster_sizes(rows: EmbeddingRows) -> Iterator[tuple[tuple[str, int], int]]:
+    """((modality, cluster_id), rows of the batch in that cluster) for each cluster it has."""
+    cluster_ids = rows.records.column("cluster_id").to_numpy()
+    for cluster_id, size in enumerate(np.bincount(cluster_ids).tolist()):
+        if size:
+            yield (rows.modality, cluster_id), size
 
 
 def _facts_of_staged_shard(shard: StagedShard) -> Iterable[tuple[str, Any]]:

@@ -1,9 +1,9 @@
-"""WriteParquetShards: records -> whole Parquet shards, written as they fill up.
+"""WriteParquetShards: Arrow record batches -> whole Parquet shards, written as they fill up.
 
 Beam's WriteToParquet finalizes (names) its files only after the last bundle,
 and the DirectRunner hands a whole stage's input to one bundle, so a killed
 run leaves no finished file at all. Here each shard of `rows_per_shard`
-records is written under a temporary name and renamed to `part-<uuid>.parquet`
+rows is written under a temporary name and renamed to `part-<uuid>.parquet`
 when complete: a file with a `part-` name is always whole, whether or not the
 run that wrote it lived to commit (`embed --resume` reuses such shards).
 
@@ -37,11 +37,6 @@ def is_shard_name(path: str) -> bool:
     return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
 
 
-def write_shard(directory: str, records: list[dict], schema: pa.Schema) -> str:
-    """Writes `records` as one Parquet file under a temporary name, then renames it whole."""
-    return write_shard_batches(directory, schema, [pa.Table.from_pylist(records, schema=schema)])
-
-
 def write_shard_batches(
     directory: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch | pa.Table]
 ) -> str:
@@ -63,7 +58,11 @@ def write_shard_batches(
 
 
 class WriteParquetShards(beam.PTransform):
-    """PCollection[dict] -> PCollection[str]: the names of the complete shards written."""
+    """PCollection[pa.RecordBatch] -> PCollection[str]: the names of the complete shards written.
+
+    Batches are appended whole: no per-row Python between the stage that made
+    them and the Parquet writer.
+    """
 
     def __init__(
         self, directory: str, schema: pa.Schema, rows_per_shard: int = DEFAULT_ROWS_PER_SHARD
@@ -73,8 +72,8 @@ class WriteParquetShards(beam.PTransform):
         self._schema = schema
         self._rows_per_shard = rows_per_shard
 
-    def expand(self, records: beam.PCollection[dict]) -> beam.PCollection[str]:
-        return records | "WriteShards" >> beam.ParDo(
+    def expand(self, batches: beam.PCollection[pa.RecordBatch]) -> beam.PCollection[str]:
+        return batches | "WriteShards" >> beam.ParDo(
             _WriteShardsFn(self._directory, self._schema, self._rows_per_shard)
         )
 
@@ -85,15 +84,20 @@ class _WriteShardsFn(beam.DoFn):
         self._schema = schema
         self._rows_per_shard = rows_per_shard
         self._shards = Metrics.counter("embedbeam", "shards_written")
-        self._buffer: list[dict] = []
+        self._buffer: list[pa.RecordBatch] = []
+        self._buffered_rows = 0
 
     def start_bundle(self) -> None:
-        self._buffer = []
+        self._buffer, self._buffered_rows = [], 0
 
-    def process(self, record: dict) -> Iterator[str]:
-        self._buffer.append(record)
-        if len(self._buffer) >= self._rows_per_shard:
-            yield self._flush()
+    def process(self, batch: pa.RecordBatch) -> Iterator[str]:
+        while batch.num_rows:
+            room = self._rows_per_shard - self._buffered_rows
+            self._buffer.append(batch.slice(0, room))  # slices share the batch's memory
+            self._buffered_rows += min(room, batch.num_rows)
+            batch = batch.slice(room)
+            if self._buffered_rows == self._rows_per_shard:
+                yield self._flush()
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
         if self._buffer:
@@ -101,7 +105,9 @@ class _WriteShardsFn(beam.DoFn):
             yield WindowedValue(self._flush(), window.max_timestamp(), [window])
 
     def _flush(self) -> str:
-        path = write_shard(self._directory, self._buffer, self._schema)
-        self._buffer = []
+        # One table, not batch after batch: a shard's row groups are not the size of its batches.
+        shard = pa.Table.from_batches(self._buffer, schema=self._schema)
+        path = write_shard_batches(self._directory, self._schema, [shard])
+        self._buffer, self._buffered_rows = [], 0
         self._shards.inc()
         return path
