@@ -10,6 +10,7 @@ from pipeline.digits import png_bytes
 from pipeline.encoder import TrainingConfig, embed_rows, fit_encoder, save_encoder
 from pipeline.train import auto_embedding_dim
 from transforms.encode_embeddings import SparseEncoderModelHandler
+from transforms.records import FeaturizedBatch, InputRef
 from transforms.sparse import SparseRows
 from transforms.sparse.image import featurize_image
 
@@ -78,19 +79,29 @@ def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, 
     model = handler.load_model()
     rows = [featurize_image(png_bytes(images[i])) for i in (0, 1000, 2000, 3000, 4999)]
     assert len({row.nnz for row in rows}) == 5  # really ragged
-    examples = [SparseRows.stack(rows[:2]), SparseRows.stack(rows[2:])]  # batches of 2 and 3
+    refs = [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(5)]
+    examples = [  # batches of 2 and 3 inputs
+        FeaturizedBatch("image", tuple(refs[:2]), SparseRows.stack(rows[:2])),
+        FeaturizedBatch("image", tuple(refs[2:]), SparseRows.stack(rows[2:])),
+    ]
 
     results = list(handler.run_inference(examples, model))
-    one_by_one = [handler.run_inference([SparseRows.stack([row])], model)[0] for row in rows]
+    one_by_one = [
+        handler.run_inference([FeaturizedBatch("image", (ref,), SparseRows.stack([row]))], model)[0]
+        for ref, row in zip(refs, rows, strict=True)
+    ]
 
-    assert [r.example for r in results] == examples
-    assert [r.inference.shape for r in results] == [(2, 4), (3, 4)]
+    assert [r.refs for r in results] == [example.refs for example in examples]
+    assert [r.embeddings.shape for r in results] == [(2, 4), (3, 4)]
+    assert [r.nnz.tolist() for r in results] == [
+        [row.nnz for row in rows[:2]],
+        [row.nnz for row in rows[2:]],
+    ]
     assert np.array_equal(
-        np.concatenate([r.inference for r in results]),
-        np.concatenate([r.inference for r in one_by_one]),
+        np.concatenate([r.embeddings for r in results]),
+        np.concatenate([r.embeddings for r in one_by_one]),
     )
     # RunInference groups examples by their non-zeros, up to the bound.
     kwargs = handler.batch_elements_kwargs()
     assert kwargs["max_batch_size"] == 300
-    assert kwargs["element_size_fn"](examples[1]) == examples[1].nnz
-    assert kwargs["element_size_fn"](("key", examples[1])) == examples[1].nnz
+    assert kwargs["element_size_fn"](examples[1]) == examples[1].rows.nnz
