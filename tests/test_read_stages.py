@@ -10,10 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms.window import GlobalWindow
 from PIL import Image
 
 from tests.conftest import encode
-from transforms.featurize import Featurize, ReadAndFeaturize
+from transforms.featurize import Featurize, ReadAndFeaturize, _ReadAndFeaturizeBatchFn
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import modality_for_uri
 from transforms.read_inputs import READ_CHUNK_BYTES, ReadInputs, read_bounded
@@ -342,3 +343,50 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
             ),
             label="dead letters",
         )
+
+
+def test_read_and_featurize_reads_one_batch_ahead_and_keeps_batch_order(digit_folders):
+    """The next batch is read while the last goes downstream; the bundle's end flushes it."""
+    paths = sorted(digit_folders.glob("test/*/*.png"))[:6]
+    refs = [
+        InputRef(f"id{i}", str(path), path.parent.name, "image") for i, path in enumerate(paths)
+    ]
+    batches = [refs[0:2], refs[2:4], refs[4:6]]
+    read_and_featurize = _ReadAndFeaturizeBatchFn(
+        {"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 1 << 20, None
+    )
+    read_and_featurize.setup()
+    read_and_featurize.start_bundle()
+
+    emitted_per_batch = [list(read_and_featurize.process(batch)) for batch in batches]
+    flushed = list(read_and_featurize.finish_bundle())
+    read_and_featurize.teardown()
+
+    assert [len(outputs) for outputs in emitted_per_batch] == [0, 1, 1]  # one batch behind
+    assert [list(w.windows) for w in flushed] == [[GlobalWindow()]]
+    emitted = [*emitted_per_batch[1], *emitted_per_batch[2], flushed[0].value]
+    assert [featurized.refs for featurized in emitted] == [tuple(batch) for batch in batches]
+
+
+def test_read_and_featurize_counts_every_batch_in_beam_metrics(digit_folders, image_folder):
+    digit_refs = [
+        InputRef(f"id{i}", str(path), path.parent.name, "image")
+        for i, path in enumerate(sorted(digit_folders.glob("test/*/*.png"))[:5])
+    ]
+    blank = InputRef("blank", str(image_folder / "blank" / "b.png"), None, "image")
+    p = TestPipeline()
+    _ = (
+        p
+        | beam.Create([digit_refs[:3], [*digit_refs[3:], blank]])
+        | ReadAndFeaturize({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"})
+    )
+
+    result = p.run()
+    result.wait_until_finish()
+
+    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
+    assert (counters["inputs_seen"], counters["inputs_read"], counters["inputs_featurized"]) == (
+        6,
+        6,
+        5,
+    )
