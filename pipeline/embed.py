@@ -1,12 +1,12 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputs -> SkipKnownIds (--resume) -> BatchInputs -> ReadAndFeaturize -> EncodeEmbeddings
+    ListInputBatches -> SkipKnownIds -> (reshuffle) -> ReadAndFeaturize -> EncodeEmbeddings
         -> AssignClusters -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
         (or, with --recluster: -> Recluster, which stages the assigned shards itself
         -> WriteEmbeddings, which commits them)
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
-refuses to commit unless inputs seen = rows + dead letters. From reading to
+refuses to commit unless inputs seen = rows + dead letters. From listing to
 the Parquet writer, elements are batches of inputs (bench/README.md measures
 why: Beam's per-element cost, paid once per batch, and numpy, TFT and Arrow
 over a batch); AssignClusters hands the writer each batch's rows as one Arrow
@@ -37,7 +37,7 @@ from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings
 from transforms.featurize import ReadAndFeaturize
 from transforms.files import absolute
-from transforms.list_inputs import BatchInputs, ListInputs
+from transforms.list_inputs import ListInputBatches
 from transforms.recluster import Recluster
 from transforms.skip_known_ids import SkipKnownIds
 from transforms.write_embeddings import (
@@ -119,12 +119,12 @@ def build_embed_pipeline(
 
     run_id = run_id or _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
-    refs = pipeline | "ListInputs" >> ListInputs(source, spread=False)
-    to_embed, skipped = refs | "SkipKnownIds" >> SkipKnownIds(resume.keep)
+    listed = pipeline | "ListInputs" >> ListInputBatches(source, options.max_batch_size)
+    to_embed, skipped = listed | "SkipKnownIds" >> SkipKnownIds(resume.keep)
     expected = expected_inputs(source)
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
-    ref_batches = to_embed | "BatchInputs" >> BatchInputs(options.max_batch_size)
+    ref_batches = to_embed | "SpreadInputBatches" >> beam.Reshuffle()
     featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
@@ -180,7 +180,7 @@ def build_embed_pipeline(
     _ = {
         **written,
         "dead_letters": dead_letters,
-        "inputs": refs,
+        "inputs": listed,
         "skipped": skipped,
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,

@@ -37,10 +37,10 @@ def output_model(tmp_path):
     return OutputModel("image", 2, "v1", lambda: read_centroids(path))
 
 
-def _refs(name: str, p: beam.Pipeline, count: int) -> beam.PCollection[InputRef]:
-    return p | name >> beam.Create(
-        [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(count)]
-    )
+def _ref_batches(name: str, p: beam.Pipeline, count: int) -> beam.PCollection[list[InputRef]]:
+    """`count` refs, listed in batches of two as the embed job lists them."""
+    refs = [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(count)]
+    return p | name >> beam.Create([refs[start : start + 2] for start in range(0, count, 2)])
 
 
 def _write(
@@ -51,10 +51,10 @@ def _write(
         pcolls = {
             "rows": p | "Rows" >> beam.Create(rows),
             "dead_letters": p | "DeadLetters" >> beam.Create(dead_letters),
-            "inputs": _refs("Inputs", p, inputs_seen),
+            "inputs": _ref_batches("Inputs", p, inputs_seen),
         }
         if skipped is not None:
-            pcolls["skipped"] = _refs("Skipped", p, skipped)
+            pcolls["skipped"] = _ref_batches("Skipped", p, skipped)
         _ = pcolls | WriteEmbeddings(str(output_dir), [output_model], run)
 
 

@@ -19,7 +19,6 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
-from apache_beam.io import fileio
 from apache_beam.io.filesystem import CompressionTypes, FileMetadata
 from apache_beam.io.filesystems import FileSystems
 
@@ -56,57 +55,59 @@ class ListInputs(beam.PTransform):
 
     Refs that listing already knows are broken (a bad .jsonl line, a manifest
     row with an id used before) carry a `problem`; reading dead-letters them
-    with stage `list`. With `spread=False` the refs are not reshuffled: the
-    embed job spreads them later, in batches (BatchInputs).
+    with stage `list`.
     """
 
-    def __init__(self, source: InputSource, spread: bool = True) -> None:
+    def __init__(self, source: InputSource) -> None:
         super().__init__()
         self._source = source
-        self._spread = spread
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[InputRef]:
-        refs = _list_refs(pbegin, self._source)
-        return refs | "SpreadInputs" >> beam.Reshuffle() if self._spread else refs
-
-
-class BatchInputs(beam.PTransform):
-    """PCollection[InputRef] -> PCollection[list[InputRef]], reshuffled as batches.
-
-    A reshuffle costs about as much per element as reading a small file, so
-    spreading batches rather than single inputs over the workers saves that
-    cost on every input. Batches hold `batch_size` refs (a worker's last one
-    fewer): a fixed size, since before the reshuffle there is no downstream
-    work whose cost an adaptive size could follow.
-    """
-
-    def __init__(self, batch_size: int) -> None:
-        super().__init__()
-        self._batch_size = batch_size
-
-    def expand(self, refs: beam.PCollection[InputRef]) -> beam.PCollection[list[InputRef]]:
-        return (
-            refs
-            | "BatchInputs"
-            >> beam.BatchElements(min_batch_size=self._batch_size, max_batch_size=self._batch_size)
-            | "SpreadInputBatches" >> beam.Reshuffle()
-        )
-
-
-def _list_refs(pbegin: beam.pvalue.PBegin, source: InputSource) -> beam.PCollection[InputRef]:
-    if source.pattern is not None:
         return (
             pbegin
-            | "MatchInputFiles" >> fileio.MatchFiles(source.pattern)
-            | "RefFromFile"
-            >> beam.Map(ref_from_file_metadata, labels_from_folder=source.labels_from_folder)
-            | "OneRefPerJsonlLine" >> beam.FlatMap(expand_jsonl, text_field=source.text_field)
+            | "Source" >> beam.Create([self._source])
+            | "ListRefs" >> beam.FlatMap(list_refs)
+            | "SpreadInputs" >> beam.Reshuffle()
         )
-    return (
-        pbegin
-        | "CreateManifestPath" >> beam.Create([source.manifest])
-        | "RefsFromManifestRows" >> beam.FlatMap(refs_from_manifest)
-    )
+
+
+class ListInputBatches(beam.PTransform):
+    """PBegin -> PCollection[list[InputRef]]: the refs of ListInputs in lists of
+    `batch_size` (the last one shorter), in listing order, not yet spread.
+
+    Listing in batches means Beam handles each batch, not each input, from the
+    first step on: a step per element costs a few microseconds, as much as
+    reading a small file (bench/README.md).
+    """
+
+    def __init__(self, source: InputSource, batch_size: int) -> None:
+        super().__init__()
+        self._source = source
+        self._batch_size = batch_size
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[list[InputRef]]:
+        return (
+            pbegin
+            | "Source" >> beam.Create([self._source])
+            | "ListRefBatches" >> beam.FlatMap(_batches_of_refs, self._batch_size)
+        )
+
+
+def list_refs(source: InputSource) -> Iterator[InputRef]:
+    """Every input of `source`: one per matched file (per line of a .jsonl file), or per
+    manifest row."""
+    if source.manifest is not None:
+        yield from refs_from_manifest(source.manifest)
+        return
+    for metadata in FileSystems.match([source.pattern])[0].metadata_list:
+        ref = ref_from_file_metadata(metadata, source.labels_from_folder)
+        yield from expand_jsonl(ref, source.text_field)
+
+
+def _batches_of_refs(source: InputSource, batch_size: int) -> Iterator[list[InputRef]]:
+    refs = list_refs(source)
+    while batch := list(itertools.islice(refs, batch_size)):
+        yield batch
 
 
 def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:

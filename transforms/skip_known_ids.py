@@ -32,7 +32,8 @@ def read_ids(paths: Sequence[str]) -> set[str]:
 
 
 class SkipKnownIds(beam.PTransform):
-    """PCollection[InputRef] -> (refs still to embed, refs skipped because their id has a row).
+    """PCollection[list[InputRef]] -> (batches of refs still to embed, batches of refs
+    skipped because their id has a row); a batch with nothing left is not emitted.
 
     A ref that listing marked broken (`problem`, e.g. a duplicate id) is never
     skipped: it must still end as its dead letter.
@@ -42,8 +43,8 @@ class SkipKnownIds(beam.PTransform):
         super().__init__()
         self._id_files = tuple(id_files)
 
-    def expand(self, refs: beam.PCollection[InputRef]):
-        results = refs | "SkipIdsWithRows" >> beam.ParDo(
+    def expand(self, ref_batches: beam.PCollection[list[InputRef]]):
+        results = ref_batches | "SkipIdsWithRows" >> beam.ParDo(
             _SkipKnownIdsFn(self._id_files)
         ).with_outputs(SKIPPED_TAG, main="todo")
         return results.todo, results[SKIPPED_TAG]
@@ -55,11 +56,14 @@ class _SkipKnownIdsFn(beam.DoFn):
         self._skipped = Metrics.counter("embedbeam", "inputs_skipped")
         self._known: set[str] | None = None
 
-    def process(self, ref: InputRef) -> Iterator[InputRef | beam.pvalue.TaggedOutput]:
+    def process(self, refs: list[InputRef]) -> Iterator[list[InputRef] | beam.pvalue.TaggedOutput]:
         if self._known is None:
             self._known = read_ids(self._id_files)
-        if ref.problem is None and ref.id in self._known:
-            self._skipped.inc()
-            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, ref)
-        else:
-            yield ref
+        todo, skipped = [], []
+        for ref in refs:
+            (skipped if ref.problem is None and ref.id in self._known else todo).append(ref)
+        if skipped:
+            self._skipped.inc(len(skipped))
+            yield beam.pvalue.TaggedOutput(SKIPPED_TAG, skipped)
+        if todo:
+            yield todo

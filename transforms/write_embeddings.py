@@ -108,9 +108,10 @@ class WriteEmbeddings(beam.PTransform):
     Rows go to the `modality=<m>` partition of their modality, one per model.
     `staged_shards` are StagedShards a stage upstream already wrote (--recluster):
     committed with their cluster sizes, without passing their rows through here.
-    `inputs` is every InputRef the job listed; it is only counted, to prove
-    nothing was lost between listing and writing. `skipped` are the inputs a
-    resumed run did not embed because `resume` keeps a row of their id.
+    `inputs` is every InputRef the job listed, in batches (lists); it is only
+    counted, to prove nothing was lost between listing and writing. `skipped`
+    are the inputs a resumed run did not embed because `resume` keeps a row of
+    their id, in batches too.
     `refits`, if given, holds `(modality, {"centroids": array, ...})` of
     modalities reclustered in this run.
     """
@@ -154,13 +155,13 @@ class WriteEmbeddings(beam.PTransform):
             | "CountDeadLetters" >> beam.combiners.Count.Globally()
             | "FactDeadLetters" >> beam.Map(lambda n: ("dead_letters", n)),
             pcolls["inputs"]
-            | "CountInputs" >> beam.combiners.Count.Globally()
+            | "CountInputs" >> _CountInBatches()
             | "FactInputsSeen" >> beam.Map(lambda n: ("inputs_seen", n)),
         )
         if "skipped" in pcolls:
             facts += (
                 pcolls["skipped"]
-                | "CountSkipped" >> beam.combiners.Count.Globally()
+                | "CountSkipped" >> _CountInBatches()
                 | "FactInputsSkipped" >> beam.Map(lambda n: ("inputs_skipped", n)),
             )
         if "refits" in pcolls:
@@ -210,6 +211,13 @@ def _cluster_sizes(rows: EmbeddingRows) -> Iterator[tuple[tuple[str, int], int]]
     for cluster_id, size in enumerate(np.bincount(cluster_ids).tolist()):
         if size:
             yield (rows.modality, cluster_id), size
+
+
+class _CountInBatches(beam.PTransform):
+    """PCollection[list] -> the total length of its lists (0 if it is empty)."""
+
+    def expand(self, batches: beam.PCollection[list]) -> beam.PCollection[int]:
+        return batches | "Lengths" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
 
 
 def _facts_of_staged_shard(shard: StagedShard) -> Iterable[tuple[str, Any]]:
