@@ -73,8 +73,14 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
         ]
 
     def batch_elements_kwargs(self) -> dict[str, Any]:
-        """RunInference groups examples up to `max_batch_nnz` non-zeros."""
-        return {"min_batch_size": 1, "max_batch_size": self._max_batch_nnz, "element_size_fn": _nnz}
+        """RunInference groups examples up to `max_batch_nnz` non-zeros. A fixed target
+        (min = max): examples are batches already, and an adaptive one refits a
+        regression after every call (about 2% of a 100k MNIST run here)."""
+        return {
+            "min_batch_size": self._max_batch_nnz,
+            "max_batch_size": self._max_batch_nnz,
+            "element_size_fn": _nnz,
+        }
 
     def get_num_bytes(self, batch: Sequence[FeaturizedBatch]) -> int:
         return sum(example.rows.ids.nbytes + example.rows.weights.nbytes for example in batch)
