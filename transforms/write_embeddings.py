@@ -146,24 +146,24 @@ class WriteEmbeddings(beam.PTransform):
         dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
             posixpath.join(staging, "dead_letter", "part")
         )
+        # One sum per count, all in one combine: fewer stages than a Count.Globally each.
+        # A count with nothing to count has no key; the commit takes it as 0.
+        counted = [
+            pcolls["dead_letters"] | "CountDeadLetter" >> beam.Map(lambda _: ("dead_letters", 1)),
+            pcolls["inputs"] | "CountInputs" >> beam.Map(lambda refs: ("inputs_seen", len(refs))),
+        ]
+        if "skipped" in pcolls:
+            counted.append(
+                pcolls["skipped"]
+                | "CountSkipped" >> beam.Map(lambda refs: ("inputs_skipped", len(refs)))
+            )
         facts = (
             (*written_files, dead_letter_files)
             | "FlattenWrittenFiles" >> beam.Flatten()
             | "FactWrittenFile" >> beam.Map(lambda path: ("file", path)),
             *cluster_size_facts,
-            pcolls["dead_letters"]
-            | "CountDeadLetters" >> beam.combiners.Count.Globally()
-            | "FactDeadLetters" >> beam.Map(lambda n: ("dead_letters", n)),
-            pcolls["inputs"]
-            | "CountInputs" >> _CountInBatches()
-            | "FactInputsSeen" >> beam.Map(lambda n: ("inputs_seen", n)),
+            counted | "FlattenCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum),
         )
-        if "skipped" in pcolls:
-            facts += (
-                pcolls["skipped"]
-                | "CountSkipped" >> _CountInBatches()
-                | "FactInputsSkipped" >> beam.Map(lambda n: ("inputs_skipped", n)),
-            )
         if "refits" in pcolls:
             facts += (pcolls["refits"] | "FactRefit" >> beam.Map(lambda refit: ("refit", refit)),)
         return (
@@ -211,13 +211,6 @@ def _cluster_sizes(rows: EmbeddingRows) -> Iterator[tuple[tuple[str, int], int]]
     for cluster_id, size in enumerate(np.bincount(cluster_ids).tolist()):
         if size:
             yield (rows.modality, cluster_id), size
-
-
-class _CountInBatches(beam.PTransform):
-    """PCollection[list] -> the total length of its lists (0 if it is empty)."""
-
-    def expand(self, batches: beam.PCollection[list]) -> beam.PCollection[int]:
-        return batches | "Lengths" >> beam.Map(len) | "Sum" >> beam.CombineGlobally(sum)
 
 
 def _facts_of_staged_shard(shard: StagedShard) -> Iterable[tuple[str, Any]]:
