@@ -4,9 +4,9 @@ The model's centroids are loaded from the model directory in `setup()` rather
 than passed as a side input, so the stage runs unchanged on runners without
 side input support (DaskRunner) and on every worker of a distributed one.
 A batch is assigned at once (numpy over the batch) and leaves as one Arrow
-record batch of table rows, which the writer appends whole. Centroids fitted in this run
-(`--recluster`) are applied with the same `nearest_centroids` to staged files
-instead (transforms/assign_staged_shards.py).
+record batch of table rows, which the writer appends whole. Centroids fitted
+in this run (`--recluster`) are applied with the same `nearest_centroids` to
+staged files instead (transforms/assign_staged_shards.py).
 """
 
 from __future__ import annotations

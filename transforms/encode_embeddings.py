@@ -5,9 +5,10 @@ its threads), batches, and reports metrics. Stock TensorFlow handlers need
 dense, equal-length examples; ours are ragged, so `SparseEncoderModelHandler`
 lays rows end to end (ids, weights, row_splits) and calls the model's `embed`
 signature with no padding. Its examples are already batches (FeaturizedBatch:
-the inputs read and featurized together, and their rows); RunInference groups them by their total
-non-zeros, and no model call gets more than `max_batch_nnz` of them, so the
-memory of a call does not depend on how many rows happen to be short or long.
+the inputs read and featurized together, and their rows); RunInference groups
+them by their total non-zeros, and no model call gets more than
+`max_batch_nnz` of them, so the memory of a call does not depend on how many
+rows happen to be short or long.
 """
 
 from __future__ import annotations
