@@ -33,7 +33,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.centroids import write_centroids
 from transforms.files import move_files
-from transforms.records import EmbeddingRows, StagedShard
+from transforms.records import EmbeddingRows
 from transforms.schemas import embeddings_schema
 from transforms.write_dead_letters import WriteDeadLetters
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
@@ -133,15 +133,19 @@ class WriteEmbeddings(beam.PTransform):
 
     def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
         staging = posixpath.join(self._output_dir, STAGING, self._run.run_id)
-        written_files, cluster_size_facts = [], []
+        # Rows per cluster come as ((modality, cluster_id), rows) pairs, summed in one combine.
+        written_files, cluster_sizes = [], []
         if "rows" in pcolls:
             row_files, row_cluster_sizes = self._write_rows(pcolls["rows"])
             written_files += row_files
-            cluster_size_facts.append(row_cluster_sizes)
+            cluster_sizes.append(row_cluster_sizes)
         if "staged_shards" in pcolls:
-            cluster_size_facts.append(
-                pcolls["staged_shards"]
-                | "FactsOfStagedShard" >> beam.FlatMap(_facts_of_staged_shard)
+            shards = pcolls["staged_shards"]
+            written_files.append(shards | "FileOfStagedShard" >> beam.Map(lambda s: s.path))
+            cluster_sizes.append(
+                shards
+                | "ClusterSizesOfStagedShard"
+                >> beam.FlatMap(lambda s: _cluster_sizes(s.modality, s.cluster_sizes))
             )
         dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
             posixpath.join(staging, "dead_letter", "part")
@@ -161,7 +165,10 @@ class WriteEmbeddings(beam.PTransform):
             (*written_files, dead_letter_files)
             | "FlattenWrittenFiles" >> beam.Flatten()
             | "FactWrittenFile" >> beam.Map(lambda path: ("file", path)),
-            *cluster_size_facts,
+            cluster_sizes
+            | "FlattenClusterSizes" >> beam.Flatten()
+            | "SumRowsPerCluster" >> beam.CombinePerKey(sum)
+            | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair)),
             counted | "FlattenCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum),
         )
         if "refits" in pcolls:
@@ -180,7 +187,7 @@ class WriteEmbeddings(beam.PTransform):
     def _write_rows(
         self, rows: beam.PCollection[EmbeddingRows]
     ) -> tuple[list[beam.PCollection[str]], beam.PCollection]:
-        """Rows -> staged shards per modality (their paths), and the rows per cluster as facts."""
+        """Rows -> staged shards per modality (their paths), and each batch's rows per cluster."""
         partition_of = {model.modality: i for i, model in enumerate(self._models)}
         rows_by_modality = rows | "PartitionByModality" >> beam.Partition(
             lambda batch, _: partition_of[batch.modality], len(self._models)
@@ -196,29 +203,19 @@ class WriteEmbeddings(beam.PTransform):
             )
             for model, modality_rows in zip(self._models, rows_by_modality, strict=True)
         ]
-        cluster_sizes = (
-            rows
-            | "ClusterSizesOfBatch" >> beam.FlatMap(_cluster_sizes)
-            | "SumRowsPerCluster" >> beam.CombinePerKey(sum)
-            | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair))
+        cluster_sizes = rows | "ClusterSizesOfBatch" >> beam.FlatMap(
+            lambda batch: _cluster_sizes(
+                batch.modality, np.bincount(batch.records.column("cluster_id").to_numpy())
+            )
         )
         return row_files, cluster_sizes
 
 
-def _cluster_sizes(rows: EmbeddingRows) -> Iterator[tuple[tuple[str, int], int]]:
-    """((modality, cluster_id), rows of the batch in that cluster) for each cluster it has."""
-    cluster_ids = rows.records.column("cluster_id").to_numpy()
-    for cluster_id, size in enumerate(np.bincount(cluster_ids).tolist()):
+def _cluster_sizes(modality: str, sizes: Iterable[int]) -> Iterator[tuple[tuple[str, int], int]]:
+    """((modality, cluster_id), rows) for each cluster of `sizes` (rows by cluster id) with rows."""
+    for cluster_id, size in enumerate(sizes):
         if size:
-            yield (rows.modality, cluster_id), size
-
-
-def _facts_of_staged_shard(shard: StagedShard) -> Iterable[tuple[str, Any]]:
-    """A shard written upstream: its file, and its rows per cluster, for the commit."""
-    yield "file", shard.path
-    for cluster_id, size in enumerate(shard.cluster_sizes):
-        if size:
-            yield "cluster_size", ((shard.modality, cluster_id), size)
+            yield (modality, cluster_id), int(size)
 
 
 class _CommitRun(beam.DoFn):
