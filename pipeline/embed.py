@@ -1,7 +1,8 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputBatches -> SkipKnownIds -> (reshuffle) -> ReadAndFeaturize -> EncodeEmbeddings
-        -> AssignClusters -> WriteEmbeddings (staged, committed with _SUCCESS and _manifest.json)
+    ListInputBatches -> SkipKnownIds -> (reshuffle, with workers to spread to) -> ReadAndFeaturize
+        -> EncodeEmbeddings -> AssignClusters -> WriteEmbeddings (staged, committed with
+        _SUCCESS and _manifest.json)
         (or, with --recluster: -> Recluster, which stages the assigned shards itself
         -> WriteEmbeddings, which commits them)
 
@@ -27,7 +28,13 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
 
-from pipeline.jobs import check_output_dir, expected_inputs, input_source, progress_spec
+from pipeline.jobs import (
+    check_output_dir,
+    expected_inputs,
+    input_source,
+    one_worker,
+    progress_spec,
+)
 from pipeline.model_dir import CENTROIDS, ModelInfo, read_model_info
 from pipeline.options import EmbedOptions, JobOptions, UserError
 from pipeline.resume import plan_resume
@@ -124,7 +131,12 @@ def build_embed_pipeline(
     expected = expected_inputs(source)
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
-    ref_batches = to_embed | "SpreadInputBatches" >> beam.Reshuffle()
+    # Reshuffling spreads the batches over workers. With one worker it would only
+    # pickle them all and make reading wait for the end of listing (1 s of 8 s on
+    # 100k MNIST, bench/README.md): the batches go straight on.
+    ref_batches = (
+        to_embed if one_worker(options) else to_embed | "SpreadInputBatches" >> beam.Reshuffle()
+    )
     featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
         {modality: model.info.featurizer for modality, model in models.items()},
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},

@@ -68,6 +68,12 @@ def _in_process(options: PipelineOptions) -> bool:
     return runner in (None, "DirectRunner", "direct") and mode != "multi_processing"
 
 
+def one_worker(options: PipelineOptions) -> bool:
+    """The in-process DirectRunner with one worker thread: no other worker to spread
+    elements to."""
+    return _in_process(options) and (options.view_as(DirectOptions).direct_num_workers or 1) == 1
+
+
 def expected_inputs(source: InputSource) -> int | None:
     """Inputs the job will see: files matched, or manifest rows; None for .jsonl files,
     whose lines are counted only when read."""

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from pipeline import encoder as encoder_module
 from pipeline.digits import png_bytes
-from pipeline.encoder import TrainingConfig, embed_rows, fit_encoder, save_encoder
+from pipeline.encoder import SparseEncoder, TrainingConfig, embed_rows, fit_encoder, save_encoder
 from pipeline.train import auto_embedding_dim
 from transforms.encode_embeddings import SparseEncoderModelHandler
 from transforms.records import FeaturizedBatch, InputRef
@@ -105,3 +106,23 @@ def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, 
     kwargs = handler.batch_elements_kwargs()
     assert kwargs["max_batch_size"] == 300
     assert kwargs["element_size_fn"](examples[1]) == examples[1].rows.nnz
+
+
+def test_small_vocabularies_are_looked_up_dense_summing_what_the_sparse_lookup_sums(
+    digit_rows, monkeypatch
+):
+    rows, _ = digit_rows
+    batch = rows.take(np.arange(20))
+    # Cells the sparse lookup prunes: an id outside the vocabulary, a weight of zero.
+    ids = np.insert(batch.ids, [0, 5], [-1, 3])
+    weights = np.insert(batch.weights, [0, 5], [0.7, 0.0]).astype(np.float32)
+    row_splits = batch.row_splits + np.r_[0, np.full(batch.num_rows, 2)]
+    dense = SparseEncoder(784, 4, 10, TrainingConfig(seed=2))
+    monkeypatch.setattr(encoder_module, "DENSE_LOOKUP_MAX_VOCABULARY", 0)
+    sparse = SparseEncoder(784, 4, 10, TrainingConfig(seed=2))
+
+    np.testing.assert_allclose(
+        dense.lookup(ids, weights, row_splits).numpy(),
+        sparse.lookup(ids, weights, row_splits).numpy(),
+        atol=1e-5,
+    )
