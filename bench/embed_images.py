@@ -94,15 +94,13 @@ def _is_manifest(source: str) -> bool:
 
 def _list_inputs(source: str) -> list:
     """InputRefs of a glob or a manifest, as ListInputs makes them (no Beam)."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from transforms.list_inputs import ref_from_file_metadata, refs_from_manifest
+    from transforms.files import match_paths
+    from transforms.list_inputs import ref_from_path, refs_from_manifest
 
     if _is_manifest(source):
         return list(refs_from_manifest(source))
-    matched = FileSystems.match([source])[0].metadata_list
     return sorted(
-        (ref_from_file_metadata(metadata, labels_from_folder=True) for metadata in matched),
+        (ref_from_path(path, labels_from_folder=True) for path in match_paths(source)),
         key=lambda ref: ref.uri,
     )
 

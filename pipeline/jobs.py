@@ -8,6 +8,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline.options import JobOptions, UserError
+from transforms.files import match_paths
 from transforms.list_inputs import (
     INLINE_COLUMNS,
     InputSource,
@@ -79,5 +80,5 @@ def expected_inputs(source: InputSource) -> int | None:
     whose lines are counted only when read."""
     if source.manifest is not None:
         return manifest_row_count(source.manifest)
-    paths = [metadata.path for metadata in FileSystems.match([source.pattern])[0].metadata_list]
+    paths = match_paths(source.pattern)
     return None if any(path.endswith(".jsonl") for path in paths) else len(paths)

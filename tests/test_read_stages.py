@@ -8,6 +8,7 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
@@ -15,6 +16,7 @@ from PIL import Image
 
 from tests.conftest import encode
 from transforms.featurize import Featurize, ReadAndFeaturize, _ReadAndFeaturizeBatchFn
+from transforms.files import match_paths
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import modality_for_uri
 from transforms.read_inputs import READ_CHUNK_BYTES, ReadInputs, read_bounded
@@ -51,6 +53,21 @@ def test_a_glob_lists_files_with_labels_from_their_folders(image_folder):
                 ]
             ),
         )
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["*/*", "**", "*/*.png", "7/a.png", "7/", "*/?.png", "[7b]*/*", "**.xyz", "7/.h*", "missing/*"],
+)
+def test_local_globs_match_what_beams_filesystems_match(image_folder, pattern, monkeypatch):
+    (image_folder / "7" / "deep").mkdir()
+    (image_folder / "7" / "deep" / "c.png").write_bytes(b"png")
+    (image_folder / "7" / ".hidden").write_text("a dotfile")
+    beam_paths = lambda p: [m.path for m in FileSystems.match([p])[0].metadata_list]  # noqa: E731
+
+    assert match_paths(f"{image_folder}/{pattern}") == beam_paths(f"{image_folder}/{pattern}")
+    monkeypatch.chdir(image_folder)  # relative patterns too
+    assert match_paths(pattern) == beam_paths(pattern)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])

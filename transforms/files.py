@@ -1,15 +1,20 @@
-"""Moving finished files into place through Beam's FileSystems (local, gs://, s3://, ...)."""
+"""Listing files and moving finished ones into place through Beam's FileSystems
+(local, gs://, s3://, ...)."""
 
 from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
+
+# What FileSystem.match takes for the part of a pattern before its first wildcard.
+_BEFORE_WILDCARD = re.compile(r"^[^[*?]*")
 
 
 def absolute(path: str) -> str:
@@ -18,11 +23,35 @@ def absolute(path: str) -> str:
     return path if "://" in path else os.path.abspath(path)
 
 
+def match_paths(pattern: str) -> list[str]:
+    """The paths `FileSystems.match` finds for `pattern`, in its order.
+
+    A local wildcard pattern is matched here as Beam's FileSystem.match does it
+    (walk the directory before the first wildcard, keep the paths its
+    translated pattern matches) but without the two stat calls per file that
+    fill FileMetadata's size and mtime, which nothing here uses: 0.13 instead of
+    0.71 s for 100k files (bench/README.md). Anything else goes to FileSystems.
+    """
+    if pattern.endswith(("/", "\\")):
+        pattern += "*"
+    prefix = _BEFORE_WILDCARD.match(pattern).group(0)
+    if "://" in pattern or prefix == pattern:
+        return [metadata.path for metadata in FileSystems.match([pattern])[0].metadata_list]
+    root = posixpath.dirname(prefix)
+    if not os.path.exists(root):
+        return []
+    matches = re.compile(FileSystem.translate_pattern(pattern)).match
+    return [
+        path
+        for directory, _, names in os.walk(root)
+        for path in (os.path.join(directory, name) for name in names)
+        if matches(path)
+    ]
+
+
 def list_files(root: str) -> list[str]:
     """Every file under `root`, sorted."""
-    return sorted(
-        metadata.path for metadata in FileSystems.match([root.rstrip("/") + "/**"])[0].metadata_list
-    )
+    return sorted(match_paths(root.rstrip("/") + "/**"))
 
 
 def move_files(paths: list[str], source_root: str, target_root: str) -> list[str]:

@@ -19,10 +19,10 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
-from apache_beam.io.filesystem import CompressionTypes, FileMetadata
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.files import absolute
+from transforms.files import absolute, match_paths
 from transforms.modalities import modality_for_uri
 from transforms.records import InputRef, id_for_uri
 
@@ -99,9 +99,8 @@ def list_refs(source: InputSource) -> Iterator[InputRef]:
     if source.manifest is not None:
         yield from refs_from_manifest(source.manifest)
         return
-    for metadata in FileSystems.match([source.pattern])[0].metadata_list:
-        ref = ref_from_file_metadata(metadata, source.labels_from_folder)
-        yield from expand_jsonl(ref, source.text_field)
+    for path in match_paths(source.pattern):
+        yield from expand_jsonl(ref_from_path(path, source.labels_from_folder), source.text_field)
 
 
 def _batches_of_refs(source: InputSource, batch_size: int) -> Iterator[list[InputRef]]:
@@ -110,8 +109,8 @@ def _batches_of_refs(source: InputSource, batch_size: int) -> Iterator[list[Inpu
         yield batch
 
 
-def ref_from_file_metadata(metadata: FileMetadata, labels_from_folder: bool) -> InputRef:
-    uri = absolute(metadata.path)
+def ref_from_path(path: str, labels_from_folder: bool) -> InputRef:
+    uri = absolute(path)
     label = posixpath.basename(posixpath.dirname(uri)) if labels_from_folder else None
     return InputRef(
         id=id_for_uri(uri), uri=uri, label=label or None, modality=modality_for_uri(uri)
