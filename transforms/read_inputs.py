@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from typing import BinaryIO
+import functools
+import os
+from collections.abc import Callable, Iterator
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
@@ -100,8 +101,7 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
             "unknown_modality", f"cannot tell the modality of {ref.uri} from its extension"
         )
     try:
-        with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            data = _read_at_most(handle, max_bytes + 1)
+        data = _read_file(ref.uri, max_bytes + 1)
     except FileNotFoundError as error:
         raise InvalidInput("missing_file", str(error)) from error
     except (OSError, ValueError) as error:  # ValueError: a scheme no Beam filesystem serves
@@ -116,13 +116,38 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
     return data
 
 
-def _read_at_most(handle: BinaryIO, limit: int) -> bytes:
-    """Up to `limit` bytes of `handle`, without allocating `limit` bytes up front."""
+def _read_file(uri: str, limit: int) -> bytes:
+    """Up to `limit` bytes of the file at `uri`.
+
+    A local file is read with os.open and os.read: 3.5 us for a small file
+    against 12.8 through FileSystems.open (a new FileSystem object, a buffered
+    reader), and each system call lets another thread take the GIL, which the
+    reader must then wait to get back. In the embed job, whose read-ahead
+    thread shares the GIL with the model's, that took 100k MNIST from 8.9 to
+    7.1 s (bench/README.md). Every other scheme goes through FileSystems.
+    """
+    if "://" in uri:
+        with FileSystems.open(uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            return _read_at_most(handle.read, limit)
+    descriptor = os.open(uri, os.O_RDONLY)
+    try:
+        return _read_at_most(functools.partial(os.read, descriptor), limit)
+    finally:
+        os.close(descriptor)
+
+
+def _read_at_most(read: Callable[[int], bytes], limit: int) -> bytes:
+    """Up to `limit` bytes from `read(size)` calls, without allocating `limit` bytes up front.
+
+    A read shorter than asked ends it: a regular file, and the buffered
+    readers FileSystems hands out, read short only at the end (one system call
+    fewer per small file).
+    """
     chunks = []
     while limit > 0:
-        chunk = handle.read(min(limit, READ_CHUNK_BYTES))
-        if not chunk:
+        size = min(limit, READ_CHUNK_BYTES)
+        chunks.append(read(size))
+        limit -= len(chunks[-1])
+        if len(chunks[-1]) < size:
             break
-        chunks.append(chunk)
-        limit -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
