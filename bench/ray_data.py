@@ -39,7 +39,7 @@ class EmbedFiles:
         import pyarrow as pa
 
         from transforms.assign_clusters import nearest_centroids
-        from transforms.encode_embeddings import DEFAULT_MAX_BATCH_NNZ
+        from transforms.encode_embeddings import default_max_batch_nnz
         from transforms.records import id_for_uri
         from transforms.schemas import embeddings_schema
 
@@ -50,7 +50,9 @@ class EmbedFiles:
                 embed(ids=part.ids, weights=part.weights, row_splits=part.row_splits)[
                     "embedding"
                 ].numpy()
-                for part in result.rows.split_by_nnz(DEFAULT_MAX_BATCH_NNZ)
+                for part in result.rows.split_by_nnz(
+                    default_max_batch_nnz(self._info.vocabulary_size)
+                )
             ]
         )
         nearest, distances = nearest_centroids(vectors, self._centroids)

@@ -109,7 +109,7 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
 
     from bench.embed_images import _list_inputs
     from pipeline.model_dir import read_model_info
-    from transforms.encode_embeddings import DEFAULT_MAX_BATCH_NNZ
+    from transforms.encode_embeddings import default_max_batch_nnz
     from transforms.modalities import make_batch_featurizer
     from transforms.read_inputs import DEFAULT_MAX_BYTES, read_bounded
     from transforms.sparse import SparseRows
@@ -125,7 +125,8 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
             for start in range(0, len(refs), 4096)
         ]
     )
-    parts = list(rows.split_by_nnz(DEFAULT_MAX_BATCH_NNZ))
+    max_batch_nnz = default_max_batch_nnz(info.vocabulary_size)
+    parts = list(rows.split_by_nnz(max_batch_nnz))
     embed = tf.saved_model.load(model_dir).signatures["embed"]
     walls = []
     for _ in range(repeats):
@@ -137,7 +138,7 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
         walls.append(time.perf_counter() - started)
     return {
         "rows": rows.num_rows,
-        "max_batch_nnz": DEFAULT_MAX_BATCH_NNZ,
+        "max_batch_nnz": max_batch_nnz,
         "rows_per_s": round(rows.num_rows / statistics.median(walls), 1),
     }
 

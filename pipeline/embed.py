@@ -41,7 +41,7 @@ from pipeline.resume import plan_resume
 from pipeline.table import read_manifest
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
-from transforms.encode_embeddings import EncodeEmbeddings
+from transforms.encode_embeddings import EncodeEmbeddings, default_max_batch_nnz
 from transforms.featurize import ReadAndFeaturize
 from transforms.files import absolute
 from transforms.list_inputs import ListInputBatches
@@ -150,8 +150,9 @@ def build_embed_pipeline(
     )
     rows, staged_shards, encode_failures, refits = [], [], [], []
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
+        max_batch_nnz = options.max_batch_nnz or default_max_batch_nnz(model.info.vocabulary_size)
         embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
-            model.directory, options.max_batch_nnz
+            model.directory, max_batch_nnz
         )
         if options.recluster:
             # Rows are staged unassigned and assigned once the fit is done: nothing waits in memory.

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from transforms.encode_embeddings import DENSE_LOOKUP_MAX_VOCABULARY
 from transforms.sparse import SparseRows
 
 _LOG = logging.getLogger(__name__)
@@ -35,12 +36,6 @@ _ROWS_SIGNATURE = (
     tf.TensorSpec([None], tf.float32, name="weights"),
     tf.TensorSpec([None], tf.int64, name="row_splits"),
 )
-
-
-# Vocabularies up to this size are looked up as a dense [rows, vocabulary]
-# matrix: at most max_batch_nnz * 1024 floats (64 MB) per call, 0.4 MB for a
-# typical batch of digits.
-DENSE_LOOKUP_MAX_VOCABULARY = 1024
 
 
 @dataclasses.dataclass(frozen=True)

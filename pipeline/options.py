@@ -10,7 +10,6 @@ import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.encode_embeddings import DEFAULT_MAX_BATCH_NNZ
 from transforms.modalities import SUPPORTED
 from transforms.read_inputs import DEFAULT_MAX_BYTES
 from transforms.recluster import DEFAULT_SAMPLE_SIZE
@@ -199,9 +198,10 @@ class EmbedOptions(PipelineOptions):
         parser.add_argument(
             "--max-batch-nnz",
             type=positive_int,
-            default=DEFAULT_MAX_BATCH_NNZ,
+            default=None,
             help="Largest number of non-zero features in one encoder call: ragged rows are "
-            "batched by their total non-zeros, not their count, so memory stays bounded.",
+            "batched by their total non-zeros, not their count, so memory stays bounded "
+            "(default: 65536 for models over at most 1024 feature ids, 16384 otherwise).",
         )
         parser.add_argument(
             "--resume",

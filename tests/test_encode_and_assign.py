@@ -79,7 +79,7 @@ def test_a_batch_the_model_rejects_makes_every_input_in_it_a_dead_letter(trained
         embedded, failures = (
             p
             | beam.Create([FeaturizedBatch("image", refs, out_of_vocabulary)])
-            | EncodeEmbeddings(str(trained_model))
+            | EncodeEmbeddings(str(trained_model), max_batch_nnz=1000)
         )
 
         assert_that(embedded, equal_to([]), label="nothing embedded")
