@@ -140,6 +140,17 @@ def test_a_read_spanning_several_chunks_is_whole_cut_or_refused_by_the_limit(tmp
     assert caught.value.reason == "file_too_large"
 
 
+def test_a_file_that_cannot_be_read_says_why(tmp_path):
+    (tmp_path / "folder.png").mkdir()  # a manifest can name a directory
+    folder = InputRef(id="d", uri=str(tmp_path / "folder.png"), label=None, modality="image")
+
+    with pytest.raises(InvalidInput) as caught:
+        read_bounded(folder, 1000)
+
+    assert caught.value.reason == "unreadable_file"
+    assert "IsADirectoryError" in str(caught.value)
+
+
 def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(image_folder):
     (image_folder / "7" / "c.txt").write_text("seven")
 
