@@ -70,9 +70,9 @@ def _in_process(options: PipelineOptions) -> bool:
 
 
 def one_worker(options: PipelineOptions) -> bool:
-    """The in-process DirectRunner with one worker thread: no other worker to spread
-    elements to."""
-    return _in_process(options) and (options.view_as(DirectOptions).direct_num_workers or 1) == 1
+    """The in-process DirectRunner with one worker thread (its default; 0 means one per
+    core): no other worker to spread elements to."""
+    return _in_process(options) and options.view_as(DirectOptions).direct_num_workers == 1
 
 
 def expected_inputs(source: InputSource) -> int | None:
