@@ -113,16 +113,24 @@ def test_small_vocabularies_are_looked_up_dense_summing_what_the_sparse_lookup_s
 ):
     rows, _ = digit_rows
     batch = rows.take(np.arange(20))
-    # Cells the sparse lookup prunes: an id outside the vocabulary, a weight of zero.
+    # Cells the sparse lookup prunes: a negative id, a weight of zero.
     ids = np.insert(batch.ids, [0, 5], [-1, 3])
     weights = np.insert(batch.weights, [0, 5], [0.7, 0.0]).astype(np.float32)
     row_splits = batch.row_splits + np.r_[0, np.full(batch.num_rows, 2)]
-    dense = SparseEncoder(784, 4, 10, TrainingConfig(seed=2))
-    monkeypatch.setattr(encoder_module, "DENSE_LOOKUP_MAX_VOCABULARY", 0)
-    sparse = SparseEncoder(784, 4, 10, TrainingConfig(seed=2))
 
-    np.testing.assert_allclose(
-        dense.lookup(ids, weights, row_splits).numpy(),
-        sparse.lookup(ids, weights, row_splits).numpy(),
-        atol=1e-5,
+    dense_sums, dense_ops = _lookup(
+        SparseEncoder(784, 4, 10, TrainingConfig(seed=2)), ids, weights, row_splits
     )
+    monkeypatch.setattr(encoder_module, "DENSE_LOOKUP_MAX_VOCABULARY", 0)
+    sparse_sums, sparse_ops = _lookup(
+        SparseEncoder(784, 4, 10, TrainingConfig(seed=2)), ids, weights, row_splits
+    )
+
+    assert "MatMul" in dense_ops and "MatMul" not in sparse_ops  # two different computations
+    np.testing.assert_allclose(dense_sums, sparse_sums, atol=1e-5)
+
+
+def _lookup(encoder: SparseEncoder, *rows) -> tuple[np.ndarray, set[str]]:
+    """The encoder's lookup of `rows` (ids, weights, row_splits), and the ops it ran."""
+    graph = tf.function(encoder.lookup).get_concrete_function(*rows).graph
+    return encoder.lookup(*rows).numpy(), {operation.type for operation in graph.get_operations()}
