@@ -35,7 +35,7 @@ def plain_loop(model_dir: str, source: str, output: str) -> int:
     from pipeline.model_dir import CENTROIDS, read_model_info
     from transforms.centroids import read_centroids
     from transforms.modalities import make_featurizer
-    from transforms.read_inputs import DEFAULT_MAX_BYTES, read_bounded
+    from transforms.read_bytes import DEFAULT_MAX_BYTES, read_bounded
     from transforms.schemas import embeddings_schema
     from transforms.sparse import InvalidInput, SparseRows
 

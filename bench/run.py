@@ -111,7 +111,7 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
     from pipeline.model_dir import read_model_info
     from transforms.encode_embeddings import default_max_batch_nnz
     from transforms.modalities import make_batch_featurizer
-    from transforms.read_inputs import DEFAULT_MAX_BYTES, read_bounded
+    from transforms.read_bytes import DEFAULT_MAX_BYTES, read_bounded
     from transforms.sparse import SparseRows
 
     info = read_model_info(model_dir)

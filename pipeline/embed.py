@@ -30,6 +30,7 @@ from apache_beam.runners.runner import PipelineResult
 
 from pipeline.jobs import (
     check_output_dir,
+    default_featurize_processes,
     expected_inputs,
     input_source,
     one_worker,
@@ -142,6 +143,11 @@ def build_embed_pipeline(
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
         max_bytes=job.max_input_bytes,
         progress=progress,
+        processes=(
+            default_featurize_processes(options)
+            if options.featurize_processes is None
+            else options.featurize_processes
+        ),
     )
     # ReadAndFeaturize dead-letters every modality without a model, so the index exists.
     partition_of = {modality: i for i, modality in enumerate(models)}

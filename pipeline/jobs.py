@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
 
 from apache_beam.io.filesystems import FileSystems
@@ -73,6 +74,11 @@ def one_worker(options: PipelineOptions) -> bool:
     """The in-process DirectRunner with one worker thread (its default; 0 means one per
     core): no other worker to spread elements to."""
     return _in_process(options) and options.view_as(DirectOptions).direct_num_workers == 1
+
+
+def default_featurize_processes(options: PipelineOptions) -> int:
+    """--featurize-processes when not given: the cores the one worker leaves idle."""
+    return len(os.sched_getaffinity(0)) - 1 if one_worker(options) else 0
 
 
 def expected_inputs(source: InputSource) -> int | None:

@@ -11,7 +11,7 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from transforms.modalities import SUPPORTED
-from transforms.read_inputs import DEFAULT_MAX_BYTES
+from transforms.read_bytes import DEFAULT_MAX_BYTES
 from transforms.recluster import DEFAULT_SAMPLE_SIZE
 from transforms.sparse import audio
 from transforms.sparse.image import DEFAULT_GRID, DEFAULT_THRESHOLD
@@ -40,6 +40,13 @@ def positive_int(value: str) -> int:
     number = int(value)
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {number}")
     return number
 
 
@@ -202,6 +209,15 @@ class EmbedOptions(PipelineOptions):
             help="Largest number of non-zero features in one encoder call: ragged rows are "
             "batched by their total non-zeros, not their count, so memory stays bounded "
             "(default: 65536 for models over at most 1024 feature ids, 16384 otherwise).",
+        )
+        parser.add_argument(
+            "--featurize-processes",
+            type=non_negative_int,
+            default=None,
+            help="Child processes that read and featurize batches beside the model, each on a "
+            "core of its own; 0 reads one batch ahead on a thread instead. Default: one core "
+            "fewer than this machine has when the job runs in this process with one worker "
+            "(the DirectRunner's default), else 0 (the runner has a worker per core already).",
         )
         parser.add_argument(
             "--resume",

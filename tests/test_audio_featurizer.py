@@ -86,7 +86,7 @@ def test_broken_audio_is_refused_with_a_reason(data, reason):
 
 
 def test_a_two_hour_recording_is_read_as_a_prefix_and_capped_not_loaded_whole(tmp_path):
-    from transforms.read_inputs import read_bounded
+    from transforms.read_bytes import read_bounded
     from transforms.records import InputRef
 
     rate, seconds = 16000, 2 * 60 * 60

@@ -17,7 +17,7 @@ import sys
 import pyarrow.dataset as ds
 import pytest
 
-from transforms.read_inputs import DEFAULT_MAX_BYTES
+from transforms.read_bytes import DEFAULT_MAX_BYTES
 
 pytestmark = pytest.mark.slow
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import apache_beam as beam
@@ -16,10 +17,12 @@ from PIL import Image
 
 from tests.conftest import encode
 from transforms.featurize import Featurize, ReadAndFeaturize, _ReadAndFeaturizeBatchFn
+from transforms.featurize_refs import RefFeaturizerSpec
 from transforms.files import match_paths
 from transforms.list_inputs import InputSource, ListInputs
 from transforms.modalities import modality_for_uri
-from transforms.read_inputs import READ_CHUNK_BYTES, ReadInputs, read_bounded
+from transforms.read_bytes import READ_CHUNK_BYTES, read_bounded
+from transforms.read_inputs import ReadInputs
 from transforms.records import DeadLetter, InputRef, id_for_uri
 from transforms.sparse import InvalidInput
 
@@ -373,16 +376,19 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
         )
 
 
-def test_read_and_featurize_reads_one_batch_ahead_and_keeps_batch_order(digit_folders):
-    """The next batch is read while the last goes downstream; the bundle's end flushes it."""
+@pytest.mark.parametrize("processes", [0, 2])
+def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, processes):
+    """The next batches are read while the last goes downstream (one per child process,
+    or one on a thread); the bundle's end flushes them."""
     paths = sorted(digit_folders.glob("test/*/*.png"))[:6]
     refs = [
         InputRef(f"id{i}", str(path), path.parent.name, "image") for i, path in enumerate(paths)
     ]
     batches = [refs[0:2], refs[2:4], refs[4:6]]
-    read_and_featurize = _ReadAndFeaturizeBatchFn(
-        {"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 1 << 20, None
+    spec = RefFeaturizerSpec(
+        {"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 1 << 20
     )
+    read_and_featurize = _ReadAndFeaturizeBatchFn(spec, None, processes)
     read_and_featurize.setup()
     read_and_featurize.start_bundle()
 
@@ -390,9 +396,10 @@ def test_read_and_featurize_reads_one_batch_ahead_and_keeps_batch_order(digit_fo
     flushed = list(read_and_featurize.finish_bundle())
     read_and_featurize.teardown()
 
-    assert [len(outputs) for outputs in emitted_per_batch] == [0, 1, 1]  # one batch behind
-    assert [list(w.windows) for w in flushed] == [[GlobalWindow()]]
-    emitted = [*emitted_per_batch[1], *emitted_per_batch[2], flushed[0].value]
+    ahead = max(processes, 1)
+    assert [len(outputs) for outputs in emitted_per_batch] == [0] * ahead + [1] * (3 - ahead)
+    assert [list(w.windows) for w in flushed] == [[GlobalWindow()]] * ahead
+    emitted = [*itertools.chain(*emitted_per_batch), *(w.value for w in flushed)]
     assert [featurized.refs for featurized in emitted] == [tuple(batch) for batch in batches]
 
 

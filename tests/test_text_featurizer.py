@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from transforms.read_inputs import read_bounded
+from transforms.read_bytes import read_bounded
 from transforms.records import InputRef
 from transforms.sparse import InvalidInput
 from transforms.sparse.text import tokenize

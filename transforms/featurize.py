@@ -4,16 +4,17 @@
 `ReadAndFeaturize` takes batches of InputRefs, reads and featurizes each batch
 at once (numpy or one TFT call over the batch) and emits one FeaturizedBatch
 per modality, which is how the embed job runs. It reads and featurizes the
-next batch on a thread of its own while the bundle's thread takes the last
-one through the model and the writer (bench/README.md measures the gain).
+next batches in child processes, or on a thread of its own, while the bundle's
+thread takes the last one through the model and the writer (bench/README.md
+measures both).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import apache_beam as beam
@@ -21,19 +22,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.dead_letters import tagged_dead_letter
-from transforms.modalities import (
-    BatchFeaturizer,
-    Featurizer,
-    make_batch_featurizer,
-    make_featurizer,
-)
+from transforms.dead_letters import tagged, tagged_dead_letter
+from transforms.featurize_process import FeaturizeProcesses
+from transforms.featurize_refs import STAGE, FeaturizedRefs, RefFeaturizerSpec, no_model
+from transforms.modalities import Featurizer, make_featurizer
 from transforms.progress import Progress, ProgressSpec
-from transforms.read_inputs import DEFAULT_MAX_BYTES, read_or_dead_letter
+from transforms.read_bytes import DEFAULT_MAX_BYTES
 from transforms.records import DEAD_LETTER_TAG, FeaturizedBatch, FeaturizedInput, InputRef, RawInput
-from transforms.sparse import InvalidInput
-
-STAGE = "featurize"
 
 
 class Featurize(beam.PTransform):
@@ -84,7 +79,7 @@ class _FeaturizeFn(beam.DoFn):
         featurizer = self._featurizers.get(raw.ref.modality)
         try:
             if featurizer is None:
-                raise _no_model(raw.ref.modality)
+                raise no_model(raw.ref.modality)
             features = featurizer(raw.data)
         except Exception as error:  # noqa: BLE001 - every failure becomes a dead letter
             yield tagged_dead_letter(STAGE, raw.ref.uri, error)
@@ -100,9 +95,10 @@ class ReadAndFeaturize(beam.PTransform):
     Reading and featurizing one batch is one step, so Beam handles each batch
     once instead of every input several times. `settings_by_modality` and
     `vocabulary_dirs` (one model directory per modality) are as for Featurize.
-    Batches are read ahead by one on a second thread: what reading and decoding
-    do outside the GIL (system calls, libpng) and what the model does outside it
-    (TensorFlow's kernels, on the bundle's thread) overlap on two cores.
+    With `processes` >= 1, batches are read and featurized that many at a time
+    in child processes (transforms/featurize_process.py), each on a core of its
+    own; with 0, one batch ahead on a second thread, which overlaps only what
+    reading and decoding do outside the GIL with what the model does outside it.
     Outputs keep the order of their batches.
     """
 
@@ -112,78 +108,70 @@ class ReadAndFeaturize(beam.PTransform):
         vocabulary_dirs: Mapping[str, str],
         max_bytes: int = DEFAULT_MAX_BYTES,
         progress: ProgressSpec | None = None,
+        processes: int = 0,
     ) -> None:
         super().__init__()
-        self._settings_by_modality = {m: dict(s) for m, s in settings_by_modality.items()}
-        self._vocabulary_dirs = dict(vocabulary_dirs)
-        self._max_bytes = max_bytes
+        self._spec = RefFeaturizerSpec(
+            {m: dict(s) for m, s in settings_by_modality.items()}, dict(vocabulary_dirs), max_bytes
+        )
         self._progress = progress
+        self._processes = processes
 
     def expand(self, ref_batches: beam.PCollection[list[InputRef]]):
         results = ref_batches | "ReadAndExtractSparseFeatures" >> beam.ParDo(
-            _ReadAndFeaturizeBatchFn(
-                self._settings_by_modality, self._vocabulary_dirs, self._max_bytes, self._progress
-            )
+            _ReadAndFeaturizeBatchFn(self._spec, self._progress, self._processes)
         ).with_outputs(DEAD_LETTER_TAG, main="featurized")
         return results.featurized, results[DEAD_LETTER_TAG]
 
 
-@dataclasses.dataclass(frozen=True)
-class _BatchOutcome:
-    """What one batch of refs became: outputs in order, and what to count for them."""
-
-    outputs: list[FeaturizedBatch | beam.pvalue.TaggedOutput]
-    inputs: int
-    read: int
-    featurized: int
-    nnz: list[int]
-
-
 class _ReadAndFeaturizeBatchFn(beam.DoFn):
     def __init__(
-        self,
-        settings_by_modality: Mapping[str, Mapping[str, Any]],
-        vocabulary_dirs: Mapping[str, str],
-        max_bytes: int,
-        progress: ProgressSpec | None,
+        self, spec: RefFeaturizerSpec, progress: ProgressSpec | None, processes: int
     ) -> None:
-        self._settings_by_modality = settings_by_modality
-        self._vocabulary_dirs = vocabulary_dirs
-        self._max_bytes = max_bytes
+        self._spec = spec
         self._progress_spec = progress
+        self._processes = processes
         self._progress: Progress | None = None
         # The same counters as ReadInputs and Featurize, counted per batch.
         self._inputs_seen = Metrics.counter("embedbeam", "inputs_seen")
         self._inputs_read = Metrics.counter("embedbeam", "inputs_read")
         self._featurized = Metrics.counter("embedbeam", "inputs_featurized")
         self._nnz = Metrics.distribution("embedbeam", "nnz")
-        self._featurizers: dict[str, BatchFeaturizer] = {}
-        self._reader: ThreadPoolExecutor | None = None
-        self._in_flight: collections.deque[Future[_BatchOutcome]] = collections.deque()
+        self._submit: Callable[[Sequence[InputRef]], Callable[[], FeaturizedRefs]] | None = None
+        self._close: Callable[[], None] | None = None
+        # Batches handed on and not emitted yet, each with the call that waits for it.
+        self._in_flight: collections.deque[
+            tuple[Sequence[InputRef], Callable[[], FeaturizedRefs]]
+        ] = collections.deque()
 
     def setup(self) -> None:
-        self._featurizers = {
-            modality: make_batch_featurizer(modality, settings, self._vocabulary_dirs[modality])
-            for modality, settings in self._settings_by_modality.items()
-        }
         if self._progress_spec is not None:
             self._progress = self._progress_spec.tracker()
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="embedbeam-read-ahead")
+        if self._processes:
+            processes = FeaturizeProcesses(self._spec, self._processes)
+            self._submit, self._close = processes.submit, processes.close
+        else:
+            featurize = self._spec.build()
+            reader = ThreadPoolExecutor(1, thread_name_prefix="embedbeam-read-ahead")
+            self._submit = lambda refs: reader.submit(featurize, refs).result
+            self._close = lambda: reader.shutdown(cancel_futures=True)
 
     def start_bundle(self) -> None:
-        self._in_flight.clear()
+        while self._in_flight:  # left by a failed bundle: taken off, so the next results are ours
+            self._in_flight.popleft()[1]()
 
     def process(
         self, refs: Sequence[InputRef]
     ) -> Iterator[FeaturizedBatch | beam.pvalue.TaggedOutput]:
-        self._in_flight.append(self._reader.submit(self._read_and_featurize, refs))
-        if len(self._in_flight) > 1:
-            yield from self._emit(self._in_flight.popleft().result())
+        self._in_flight.append((refs, self._submit(refs)))
+        # One batch more than there are processes (or threads) in flight keeps each busy.
+        if len(self._in_flight) > max(self._processes, 1):
+            yield from self._emit(*self._in_flight.popleft())
 
     def finish_bundle(self) -> Iterator[WindowedValue | beam.pvalue.TaggedOutput]:
         window = GlobalWindow()
         while self._in_flight:
-            for output in self._emit(self._in_flight.popleft().result()):
+            for output in self._emit(*self._in_flight.popleft()):
                 if isinstance(output, beam.pvalue.TaggedOutput):
                     value = WindowedValue(output.value, window.max_timestamp(), [window])
                     yield beam.pvalue.TaggedOutput(output.tag, value)
@@ -191,59 +179,35 @@ class _ReadAndFeaturizeBatchFn(beam.DoFn):
                     yield WindowedValue(output, window.max_timestamp(), [window])
 
     def teardown(self) -> None:
-        if self._reader is not None:
-            self._reader.shutdown(cancel_futures=True)
+        if self._close is not None:
+            self._close()
 
-    def _emit(self, outcome: _BatchOutcome) -> Iterable[FeaturizedBatch | beam.pvalue.TaggedOutput]:
-        """Counts a batch on the bundle's thread (Beam's metrics belong to it) and
-        returns its outputs."""
-        self._inputs_seen.inc(outcome.inputs)
+    def _emit(
+        self, refs: Sequence[InputRef], result: Callable[[], FeaturizedRefs]
+    ) -> Iterable[FeaturizedBatch | beam.pvalue.TaggedOutput]:
+        """A batch's outputs, counted here on the bundle's thread (Beam's metrics belong to it)."""
+        featurized = result()
+        self._inputs_seen.inc(len(refs))
         if self._progress is not None:
-            self._progress.add(outcome.inputs)
-        self._inputs_read.inc(outcome.read)
-        self._featurized.inc(outcome.featurized)
-        for nnz in outcome.nnz:
-            self._nnz.update(nnz)
-        return outcome.outputs
-
-    def _read_and_featurize(self, refs: Sequence[InputRef]) -> _BatchOutcome:
-        outputs: list[FeaturizedBatch | beam.pvalue.TaggedOutput] = []
-        read, featurized, nnz = 0, 0, []
-        by_modality: dict[str | None, tuple[list[InputRef], list[bytes]]] = {}
-        for ref in refs:
-            data = read_or_dead_letter(ref, self._max_bytes)
-            if isinstance(data, beam.pvalue.TaggedOutput):
-                outputs.append(data)
-                continue
-            read_refs, datas = by_modality.setdefault(ref.modality, ([], []))
-            read_refs.append(ref if ref.inline is None else dataclasses.replace(ref, inline=None))
-            datas.append(data)
-        for modality, (read_refs, datas) in by_modality.items():
-            read += len(read_refs)
-            featurizer = self._featurizers.get(modality)
-            if featurizer is None:
-                outputs += [
-                    tagged_dead_letter(STAGE, ref.uri, _no_model(modality)) for ref in read_refs
-                ]
-                continue
-            result = featurizer(datas)
-            outputs += [
-                tagged_dead_letter(STAGE, read_refs[index].uri, error)
-                for index, error in result.failures
-            ]
-            if not result.kept.size:
-                continue
-            featurized += int(result.kept.size)
-            nnz += result.rows.lengths.tolist()
+            self._progress.add(len(refs))
+        self._inputs_read.inc(featurized.read)
+        outputs: list[FeaturizedBatch | beam.pvalue.TaggedOutput] = [
+            tagged(dead_letter) for dead_letter in featurized.dead_letters
+        ]
+        for rows in featurized.featurized:
+            self._featurized.inc(rows.rows.num_rows)
+            for nnz in rows.rows.lengths.tolist():
+                self._nnz.update(nnz)
             outputs.append(
                 FeaturizedBatch(
-                    modality=modality,
-                    refs=tuple(read_refs[index] for index in result.kept.tolist()),
-                    rows=result.rows,
+                    modality=rows.modality,
+                    refs=tuple(_without_inline(refs[i]) for i in rows.positions.tolist()),
+                    rows=rows.rows,
                 )
             )
-        return _BatchOutcome(outputs, len(refs), read, featurized, nnz)
+        return outputs
 
 
-def _no_model(modality: str | None) -> InvalidInput:
-    return InvalidInput("no_model_for_modality", f"no model was given for modality {modality!r}")
+def _without_inline(ref: InputRef) -> InputRef:
+    """The ref as it goes on: content a manifest carried inline has been read."""
+    return ref if ref.inline is None else dataclasses.replace(ref, inline=None)

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 
 import numpy as np
 import pyarrow as pa
 
-from transforms.sparse.features import SparseFeatures, SparseRows
+from transforms.sparse.features import InvalidInput, SparseFeatures, SparseRows
 
 DEAD_LETTER_TAG = "dead_letter"
+_MAX_MESSAGE = 500
+_LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +107,20 @@ class DeadLetter:
 
     def to_record(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def dead_letter_for(stage: str, uri: str, error: Exception) -> DeadLetter:
+    """The dead letter for `error` at `stage`.
+
+    Expected failures (InvalidInput) carry their own reason; anything else is
+    reported, and logged, by exception type, so a bug shows up as a new reason
+    rather than a crashed job.
+    """
+    reason = error.reason if isinstance(error, InvalidInput) else type(error).__name__
+    message = " ".join(str(error).split())[:_MAX_MESSAGE] or reason
+    if not isinstance(error, InvalidInput):
+        _LOG.warning("%s failed at %s: %s: %s", uri, stage, reason, message)
+    return DeadLetter(uri=uri, stage=stage, error=reason, message=message)
 
 
 def id_for_uri(uri: str) -> str:
