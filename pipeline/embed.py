@@ -42,7 +42,7 @@ from pipeline.resume import plan_resume
 from pipeline.table import read_manifest
 from transforms.assign_clusters import AssignClusters
 from transforms.centroids import read_centroids
-from transforms.encode_embeddings import EncodeEmbeddings, default_max_batch_nnz
+from transforms.encode_embeddings import EncodeEmbeddings, default_max_batch_nnz, max_batch_rows
 from transforms.featurize import ReadAndFeaturize
 from transforms.files import absolute
 from transforms.list_inputs import ListInputBatches
@@ -158,7 +158,7 @@ def build_embed_pipeline(
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
         max_batch_nnz = options.max_batch_nnz or default_max_batch_nnz(model.info.vocabulary_size)
         embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
-            model.directory, max_batch_nnz
+            model.directory, max_batch_nnz, max_batch_rows(model.info.vocabulary_size)
         )
         if options.recluster:
             # Rows are staged unassigned and assigned once the fit is done: nothing waits in memory.

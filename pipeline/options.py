@@ -198,9 +198,10 @@ class EmbedOptions(PipelineOptions):
         parser.add_argument(
             "--max-batch-size",
             type=positive_int,
-            default=256,
+            default=1024,
             help="Inputs per batch read, featurized and assigned together (Beam handles a "
-            "batch as one element; batches spread over the workers).",
+            "batch as one element; batches spread over the workers). A batch's files are in "
+            "memory together: lower it for large audio files.",
         )
         parser.add_argument(
             "--max-batch-nnz",
@@ -208,7 +209,7 @@ class EmbedOptions(PipelineOptions):
             default=None,
             help="Largest number of non-zero features in one encoder call: ragged rows are "
             "batched by their total non-zeros, not their count, so memory stays bounded "
-            "(default: 65536 for models over at most 1024 feature ids, 16384 otherwise).",
+            "(default: 262144 for models over at most 1024 feature ids, 16384 otherwise).",
         )
         parser.add_argument(
             "--featurize-processes",

@@ -47,3 +47,12 @@ def test_split_by_nnz_keeps_each_run_within_the_bound_and_a_long_row_alone():
     assert [part.row_splits.tolist() for part in parts] == [[0, 2, 3], [0, 5], [0, 1]]
     np.testing.assert_array_equal(np.concatenate([part.ids for part in parts]), rows.ids)
     assert SparseRows.concat(parts).row_splits.tolist() == rows.row_splits.tolist()
+
+
+def test_split_by_nnz_also_bounds_rows_when_asked():
+    rows = SparseRows.stack([_row([i], [1]) for i in range(5)])
+
+    parts = list(rows.split_by_nnz(100, max_rows=2))
+
+    assert [part.num_rows for part in parts] == [2, 2, 1]
+    np.testing.assert_array_equal(np.concatenate([part.ids for part in parts]), rows.ids)

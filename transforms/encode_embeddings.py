@@ -7,8 +7,9 @@ lays rows end to end (ids, weights, row_splits) and calls the model's `embed`
 signature with no padding. Its examples are already batches (FeaturizedBatch:
 the inputs read and featurized together, and their rows); RunInference groups
 them by their total non-zeros, and no model call gets more than
-`max_batch_nnz` of them, so the memory of a call does not depend on how many
-rows happen to be short or long.
+`max_batch_nnz` of them (nor more than `max_batch_rows` rows, for a dense
+lookup), so the memory of a call does not depend on how many rows happen to
+be short or long.
 """
 
 from __future__ import annotations
@@ -30,18 +31,28 @@ EMBED_SIGNATURE = "embed"
 # Models over vocabularies up to this size look their inputs up as a dense
 # [rows, vocabulary] matrix (pipeline/encoder.py).
 DENSE_LOOKUP_MAX_VOCABULARY = 1024
+# ... and one call of theirs holds at most this many of its floats (64 MB).
+DENSE_LOOKUP_MAX_FLOATS = 16 * 1024 * 1024
 
 
 def default_max_batch_nnz(vocabulary_size: int) -> int:
     """Non-zeros per encoder call unless --max-batch-nnz says otherwise.
 
     A dense lookup costs little per row and much per call (TensorFlow's
-    Python side): 65,536 made 100k MNIST 15% faster than 16,384, for at most
-    65,536 x 1,025 floats (256 MB) of dense rows in a call whose rows all hold
-    one non-zero, 1.6 MB for digits. The sparse lookup gathers a table row per
-    non-zero and was fastest at 16,384 (bench/README.md).
+    Python side): on 100k MNIST the model stage took 1.6-1.8 s at 65,536
+    and 1.2-1.3 s at 262,144 (1,750 digits a call); `max_batch_rows` bounds
+    its memory. The sparse lookup gathers a table row per non-zero and was
+    fastest at 16,384 (bench/README.md).
     """
-    return 65_536 if vocabulary_size <= DENSE_LOOKUP_MAX_VOCABULARY else 16_384
+    return 262_144 if vocabulary_size <= DENSE_LOOKUP_MAX_VOCABULARY else 16_384
+
+
+def max_batch_rows(vocabulary_size: int) -> int | None:
+    """Rows per encoder call: bounded for a dense lookup, whose call holds [rows + 1,
+    vocabulary] floats however few non-zeros the rows have; not for a sparse one."""
+    if vocabulary_size > DENSE_LOOKUP_MAX_VOCABULARY:
+        return None
+    return DENSE_LOOKUP_MAX_FLOATS // vocabulary_size - 1
 
 
 class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any]):
@@ -53,10 +64,11 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
     call only to report bytes: 100k InputRefs, 0.2 s on 100k MNIST here).
     """
 
-    def __init__(self, model_dir: str, max_batch_nnz: int):
+    def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
         super().__init__()
         self._model_dir = model_dir
         self._max_batch_nnz = max_batch_nnz
+        self._max_batch_rows = max_batch_rows
         self._embedded = Metrics.counter("embedbeam", "inputs_embedded")
 
     def load_model(self) -> Any:
@@ -77,7 +89,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
         embed = model.signatures[EMBED_SIGNATURE]
         parts = [
             embed(ids=part.ids, weights=part.weights, row_splits=part.row_splits)["embedding"]
-            for part in rows.split_by_nnz(self._max_batch_nnz)
+            for part in rows.split_by_nnz(self._max_batch_nnz, self._max_batch_rows)
         ]
         embeddings = np.concatenate([part.numpy() for part in parts]) if parts else None
         self._embedded.inc(rows.num_rows)
@@ -111,9 +123,9 @@ def _nnz(example: FeaturizedBatch) -> int:
 class EncodeEmbeddings(beam.PTransform):
     """PCollection[FeaturizedBatch] -> (PCollection[EmbeddedBatch], PCollection[DeadLetter])."""
 
-    def __init__(self, model_dir: str, max_batch_nnz: int):
+    def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
         super().__init__()
-        self._handler = SparseEncoderModelHandler(model_dir, max_batch_nnz)
+        self._handler = SparseEncoderModelHandler(model_dir, max_batch_nnz, max_batch_rows)
 
     def expand(self, featurized: beam.PCollection[FeaturizedBatch]):
         embedded, failures = (

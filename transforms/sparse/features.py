@@ -96,12 +96,15 @@ class SparseRows:
             row_splits=row_splits,
         )
 
-    def split_by_nnz(self, max_nnz: int) -> Iterator[SparseRows]:
-        """Consecutive runs of rows with at most `max_nnz` non-zeros each (a longer row alone)."""
+    def split_by_nnz(self, max_nnz: int, max_rows: int | None = None) -> Iterator[SparseRows]:
+        """Consecutive runs of rows with at most `max_nnz` non-zeros each (a longer row
+        alone), and at most `max_rows` rows."""
         start = 0
         while start < self.num_rows:
             limit = self.row_splits[start] + max_nnz
             end = max(int(np.searchsorted(self.row_splits, limit, side="right")) - 1, start + 1)
+            if max_rows is not None:
+                end = min(end, start + max_rows)
             if start == 0 and end == self.num_rows:
                 yield self
                 return

@@ -1,0 +1,95 @@
+"""Featurizing in child processes gives what featurizing here gives, and says when it fails."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import encode
+from transforms.featurize_process import FeaturizeProcessError, FeaturizeProcesses
+from transforms.featurize_refs import RefFeaturizerSpec
+from transforms.records import InputRef
+
+IMAGE_SPEC = RefFeaturizerSpec({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 4096)
+
+
+@pytest.fixture
+def mixed_refs(tmp_path, digit_folders) -> list[InputRef]:
+    """Digits, and inputs that fail at each step: listing, reading, featurizing, no model."""
+    (tmp_path / "blank.png").write_bytes(encode(Image.new("L", (28, 28)), "PNG"))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")
+    digits = sorted(digit_folders.glob("test/*/*.png"))[:3]
+    return [
+        InputRef("d0", str(digits[0]), "0", "image"),
+        InputRef("gone", str(tmp_path / "gone.png"), None, "image"),
+        InputRef("blank", str(tmp_path / "blank.png"), None, "image"),
+        InputRef("d1", str(digits[1]), "1", "image"),
+        InputRef("line", "manifest.jsonl:3", None, None, problem=("bad_json", "line 3")),
+        InputRef("broken", str(tmp_path / "broken.png"), None, "image"),
+        InputRef("words", "", None, "text", inline=b"no model for text here"),
+        InputRef("d2", str(digits[2]), "2", "image"),
+    ]
+
+
+def test_a_child_process_featurizes_a_batch_as_this_process_would(mixed_refs):
+    here = IMAGE_SPEC.build()(mixed_refs)
+    processes = FeaturizeProcesses(IMAGE_SPEC, 2)
+    try:
+        # Two batches per child, taken in turns: each result comes back for its own batch.
+        waits = [processes.submit(refs) for refs in (mixed_refs, mixed_refs[:4]) * 2]
+        there, first_four, there_again, _ = [wait() for wait in waits]
+    finally:
+        processes.close()
+
+    for result in (there, there_again):
+        assert result.read == here.read == 6
+        assert result.dead_letters == here.dead_letters
+        assert [(r.modality, r.positions.tolist()) for r in result.featurized] == [
+            ("image", [0, 3, 7])
+        ]
+        np.testing.assert_array_equal(result.featurized[0].rows.ids, here.featurized[0].rows.ids)
+        np.testing.assert_array_equal(
+            result.featurized[0].rows.weights, here.featurized[0].rows.weights
+        )
+    assert sorted(
+        (letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error) for letter in here.dead_letters
+    ) == [
+        ("", "featurize", "no_model_for_modality"),
+        ("blank.png", "featurize", "no_active_features"),
+        ("broken.png", "featurize", "undecodable_image"),
+        ("gone.png", "read", "missing_file"),
+        ("manifest.jsonl:3", "list", "bad_json"),
+    ]
+    assert [r.positions.tolist() for r in first_four.featurized] == [[0, 3]]
+
+
+def test_a_featurizing_process_that_fails_raises_its_error_here():
+    processes = FeaturizeProcesses(RefFeaturizerSpec({"smell": {}}, {"smell": "-"}, 4096), 1)
+    try:
+        with pytest.raises(FeaturizeProcessError, match="modality 'smell' is not supported"):
+            processes.submit([])()
+    finally:
+        processes.close()
+
+
+def test_a_featurizing_process_starts_without_beam_or_tensorflow():
+    """What keeps its start-up at a fraction of a second (the embed job waits for it)."""
+    heavy = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, transforms.featurize_process; "
+            "IMAGE = {'image': {'grid': 28, 'threshold': 0.2}}; "
+            "transforms.featurize_process.RefFeaturizerSpec(IMAGE, {'image': '-'}, 1).build(); "
+            "print(sorted(m for m in ('apache_beam', 'tensorflow') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    assert heavy.strip() == "[]"
