@@ -144,7 +144,7 @@ def build_embed_pipeline(
         max_bytes=job.max_input_bytes,
         progress=progress,
         processes=(
-            default_featurize_processes(options)
+            default_featurize_processes(options, models, expected)
             if options.featurize_processes is None
             else options.featurize_processes
         ),

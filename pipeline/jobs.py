@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Iterable
 
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
@@ -17,7 +18,12 @@ from transforms.list_inputs import (
     manifest_format,
     manifest_row_count,
 )
+from transforms.modalities import MODALITIES
 from transforms.progress import ProgressSpec
+
+# Inputs from which featurizing processes repay their start-up: on MNIST, 100k
+# ran 10% faster with one, 30k even, 10k 0.3-0.6 s slower (bench/README.md).
+FEATURIZE_PROCESSES_MIN_INPUTS = 50_000
 
 
 def input_source(options: JobOptions) -> InputSource:
@@ -76,9 +82,17 @@ def one_worker(options: PipelineOptions) -> bool:
     return _in_process(options) and options.view_as(DirectOptions).direct_num_workers == 1
 
 
-def default_featurize_processes(options: PipelineOptions) -> int:
-    """--featurize-processes when not given: the cores the one worker leaves idle."""
-    return len(os.sched_getaffinity(0)) - 1 if one_worker(options) else 0
+def default_featurize_processes(
+    options: PipelineOptions, modalities: Iterable[str], expected: int | None
+) -> int:
+    """--featurize-processes when not given: the cores one in-process worker leaves idle,
+    if the job is large enough to repay starting them and all its modalities featurize
+    in processes (transforms/modalities.py); else 0, a read-ahead thread."""
+    if not one_worker(options) or expected is None or expected < FEATURIZE_PROCESSES_MIN_INPUTS:
+        return 0
+    if not all(MODALITIES[modality].featurizes_in_processes for modality in modalities):
+        return 0
+    return len(os.sched_getaffinity(0)) - 1
 
 
 def expected_inputs(source: InputSource) -> int | None:

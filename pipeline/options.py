@@ -216,9 +216,10 @@ class EmbedOptions(PipelineOptions):
             type=non_negative_int,
             default=None,
             help="Child processes that read and featurize batches beside the model, each on a "
-            "core of its own; 0 reads one batch ahead on a thread instead. Default: one core "
-            "fewer than this machine has when the job runs in this process with one worker "
-            "(the DirectRunner's default), else 0 (the runner has a worker per core already).",
+            "core of its own; 0 reads one batch ahead on a thread instead. Default: one fewer "
+            "than this machine's cores for 50,000 images or more, when the job runs in this "
+            "process with one worker (the DirectRunner's default); else 0 (a runner with "
+            "workers has one per core already; fewer inputs do not repay starting them).",
         )
         parser.add_argument(
             "--resume",

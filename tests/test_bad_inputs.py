@@ -58,11 +58,13 @@ def _expected(manifest: pathlib.Path) -> dict[str, str]:
     return expected
 
 
-def _embed(models: dict, manifest: pathlib.Path, out: pathlib.Path) -> subprocess.CompletedProcess:
+def _embed(
+    models: dict, manifest: pathlib.Path, out: pathlib.Path, *more_flags: str
+) -> subprocess.CompletedProcess:
     flags = [f"--model={modality}={model}" for modality, model in models.items()]
     return subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "embed", *flags, "--manifest", str(manifest),
-         "--output", str(out)],
+         "--output", str(out), *more_flags],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
@@ -109,10 +111,20 @@ def test_every_bad_input_ends_as_the_dead_letter_it_should(run, corpus):
     assert "digit-ok" in rows.column("id").to_pylist()  # the first row of the id won
 
 
-def test_a_second_run_gives_byte_identical_rows_in_every_modality(run, models, corpus, tmp_path):
+def test_a_second_run_featurizing_in_child_processes_gives_the_same_bytes_and_dead_letters(
+    run, models, corpus, tmp_path
+):
+    """The first run (few inputs) read ahead on a thread; this one featurizes in two
+    child processes, every modality (transforms/featurize_process.py)."""
     first, _ = run
-    again = _embed(models, corpus / "manifest.jsonl", tmp_path / "again")
+    again = _embed(models, corpus / "manifest.jsonl", tmp_path / "again", "--featurize-processes=2")
     assert again.returncode == 0, again.stderr[-3000:]
+
+    one, two = (
+        sorted(ds.dataset(out / "dead_letter").to_table().to_pylist(), key=lambda d: d["uri"])
+        for out in (first, tmp_path / "again")
+    )
+    assert one == two
 
     for modality in models:
         one, two = (

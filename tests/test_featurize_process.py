@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
 from PIL import Image
 
+from pipeline.jobs import FEATURIZE_PROCESSES_MIN_INPUTS, default_featurize_processes
 from tests.conftest import encode
 from transforms.featurize_process import FeaturizeProcessError, FeaturizeProcesses
 from transforms.featurize_refs import RefFeaturizerSpec
@@ -93,3 +96,22 @@ def test_a_featurizing_process_starts_without_beam_or_tensorflow():
     ).stdout
 
     assert heavy.strip() == "[]"
+
+
+def test_by_default_only_a_large_image_job_run_in_this_process_featurizes_in_processes():
+    in_process, many = PipelineOptions([]), FEATURIZE_PROCESSES_MIN_INPUTS
+    spare_cores = len(os.sched_getaffinity(0)) - 1
+
+    assert default_featurize_processes(in_process, ["image"], many) == spare_cores
+    assert default_featurize_processes(in_process, ["image"], many - 1) == 0
+    assert default_featurize_processes(in_process, ["image"], None) == 0  # .jsonl: not counted
+    assert default_featurize_processes(in_process, ["image", "text"], many) == 0
+    assert default_featurize_processes(in_process, ["audio"], many) == 0
+    for runner_with_workers in (
+        ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        ["--direct_num_workers=2"],
+        ["--runner=PortableRunner"],
+    ):
+        assert (
+            default_featurize_processes(PipelineOptions(runner_with_workers), ["image"], many) == 0
+        )

@@ -55,6 +55,11 @@ class Modality:
     vocabulary_settings: tuple[str, ...] = ()
     # The same featurizer over a batch at once (numpy over the batch), where there is one.
     featurize_batch: Callable[..., BatchResult] | None = None
+    # Featurizing in child processes pays for their start-up (bench/README.md): for
+    # images (0.2 s to start; decoding is Python holding the GIL). Not for audio
+    # (librosa takes 2.4 s to start, its work leaves the GIL already), nor for
+    # vocabularies (a child would load TensorFlow for TFT: 5-6 s).
+    featurizes_in_processes: bool = False
 
     @property
     def uses_vocabulary(self) -> bool:
@@ -72,6 +77,7 @@ MODALITIES: Mapping[str, Modality] = {
         ("grid", "threshold"),
         lambda settings: image_vocabulary_size(settings["grid"]),
         featurize_batch=featurize_images,
+        featurizes_in_processes=True,
     ),
     "audio": Modality(
         featurize_audio,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -17,6 +18,7 @@ from transforms.sparse.features import InvalidInput, SparseFeatures, SparseRows
 
 DEAD_LETTER_TAG = "dead_letter"
 _MAX_MESSAGE = 500
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 _LOG = logging.getLogger(__name__)
 
 
@@ -117,7 +119,9 @@ def dead_letter_for(stage: str, uri: str, error: Exception) -> DeadLetter:
     rather than a crashed job.
     """
     reason = error.reason if isinstance(error, InvalidInput) else type(error).__name__
-    message = " ".join(str(error).split())[:_MAX_MESSAGE] or reason
+    # Without the addresses some libraries print (`<_io.BytesIO object at 0x7f...>`),
+    # the same input gives the same dead letter in every run.
+    message = _ADDRESS.sub("", " ".join(str(error).split()))[:_MAX_MESSAGE] or reason
     if not isinstance(error, InvalidInput):
         _LOG.warning("%s failed at %s: %s: %s", uri, stage, reason, message)
     return DeadLetter(uri=uri, stage=stage, error=reason, message=message)

@@ -160,12 +160,7 @@ def _decode(data: bytes, max_pixels: int) -> Image.Image:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise InvalidInput("image_too_large", str(error)) from error
-    except UnidentifiedImageError as error:
-        # Pillow's message names the BytesIO object's address: a new message each run.
-        raise InvalidInput(
-            "undecodable_image", "UnidentifiedImageError: not an image format Pillow reads"
-        ) from error
-    except (OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         # Pillow reports truncated or corrupt data as OSError/SyntaxError/ValueError.
         raise InvalidInput("undecodable_image", f"{type(error).__name__}: {error}") from error
     return image
