@@ -39,7 +39,7 @@ class EmbedFiles:
         import pyarrow as pa
 
         from transforms.assign_clusters import nearest_centroids
-        from transforms.encode_embeddings import default_max_batch_nnz
+        from transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
         from transforms.records import id_for_uri
         from transforms.schemas import embeddings_schema
 
@@ -51,7 +51,8 @@ class EmbedFiles:
                     "embedding"
                 ].numpy()
                 for part in result.rows.split_by_nnz(
-                    default_max_batch_nnz(self._info.vocabulary_size)
+                    default_max_batch_nnz(self._info.vocabulary_size),
+                    max_batch_rows(self._info.vocabulary_size),
                 )
             ]
         )

@@ -109,7 +109,7 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
 
     from bench.embed_images import _list_inputs
     from pipeline.model_dir import read_model_info
-    from transforms.encode_embeddings import default_max_batch_nnz
+    from transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
     from transforms.modalities import make_batch_featurizer
     from transforms.read_bytes import DEFAULT_MAX_BYTES, read_bounded
     from transforms.sparse import SparseRows
@@ -126,7 +126,7 @@ def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
         ]
     )
     max_batch_nnz = default_max_batch_nnz(info.vocabulary_size)
-    parts = list(rows.split_by_nnz(max_batch_nnz))
+    parts = list(rows.split_by_nnz(max_batch_nnz, max_batch_rows(info.vocabulary_size)))
     embed = tf.saved_model.load(model_dir).signatures["embed"]
     walls = []
     for _ in range(repeats):
