@@ -40,9 +40,9 @@ def default_max_batch_nnz(vocabulary_size: int) -> int:
 
     A dense lookup costs little per row and much per call (TensorFlow's
     Python side): on 100k MNIST the model stage took 1.6-1.8 s at 65,536
-    and 1.2-1.3 s at 262,144 (1,750 digits a call); `max_batch_rows` bounds
-    its memory. The sparse lookup gathers a table row per non-zero and was
-    fastest at 16,384 (bench/README.md).
+    and 1.2-1.3 s at 262,144 (a batch of 1,024 digits a call);
+    `max_batch_rows` bounds its memory. The sparse lookup gathers a table row
+    per non-zero and was fastest at 16,384 (bench/README.md).
     """
     return 262_144 if vocabulary_size <= DENSE_LOOKUP_MAX_VOCABULARY else 16_384
 
