@@ -79,6 +79,22 @@ def test_a_featurizing_process_that_fails_raises_its_error_here():
         processes.close()
 
 
+class _DyingSpec(RefFeaturizerSpec):
+    """A spec whose child exits at once, as one killed by the kernel would."""
+
+    def build(self):
+        os._exit(3)
+
+
+def test_a_featurizing_process_that_dies_is_an_error_naming_its_exit_code():
+    processes = FeaturizeProcesses(_DyingSpec({}, {}, 4096), 1)
+    try:
+        with pytest.raises(FeaturizeProcessError, match="exited with code 3"):
+            processes.submit([])()
+    finally:
+        processes.close()
+
+
 def test_a_featurizing_process_starts_without_beam_or_tensorflow():
     """What keeps its start-up at a fraction of a second (the embed job waits for it)."""
     heavy = subprocess.run(
