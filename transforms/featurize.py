@@ -12,7 +12,6 @@ measures both).
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -201,13 +200,8 @@ class _ReadAndFeaturizeBatchFn(beam.DoFn):
             outputs.append(
                 FeaturizedBatch(
                     modality=rows.modality,
-                    refs=tuple(_without_inline(refs[i]) for i in rows.positions.tolist()),
+                    refs=tuple(refs[i].without_inline() for i in rows.positions.tolist()),
                     rows=rows.rows,
                 )
             )
         return outputs
-
-
-def _without_inline(ref: InputRef) -> InputRef:
-    """The ref as it goes on: content a manifest carried inline has been read."""
-    return ref if ref.inline is None else dataclasses.replace(ref, inline=None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 
 import apache_beam as beam
@@ -57,4 +56,4 @@ class _ReadBytes(beam.DoFn):
             yield tagged(data)
             return
         self._inputs_read.inc()
-        yield RawInput(ref=dataclasses.replace(ref, inline=None), data=data)
+        yield RawInput(ref=ref.without_inline(), data=data)

@@ -39,6 +39,10 @@ class InputRef:
     inline: bytes | None = None
     problem: tuple[str, str] | None = None
 
+    def without_inline(self) -> InputRef:
+        """The ref as it goes on once read: content a manifest carried inline is in the data."""
+        return self if self.inline is None else dataclasses.replace(self, inline=None)
+
 
 @dataclasses.dataclass(frozen=True)
 class RawInput:
