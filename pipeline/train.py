@@ -52,7 +52,11 @@ from transforms.read_inputs import ReadInputs
 from transforms.records import DEAD_LETTER_TAG, FeaturizedInput
 from transforms.sparse import InvalidInput, SparseRows
 from transforms.vocabulary import TOKENS, TokenFeatures
-from transforms.write_dead_letters import WriteDeadLetters
+from transforms.write_dead_letters import (
+    WriteDeadLetters,
+    dead_letter_shards,
+    write_empty_dead_letters,
+)
 
 _LOG = logging.getLogger(__name__)
 
@@ -77,7 +81,7 @@ TRANSFORMED_SCHEMA = pa.schema(
     ]
 )
 TRANSFORMED_PREFIX = "transformed/part"
-TRAINING_DEAD_LETTERS = "training_dead_letter/part"
+TRAINING_DEAD_LETTERS = "training_dead_letter"
 VALIDATION_SHARE = 0.1
 
 
@@ -273,6 +277,9 @@ def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[
     model_dir = f"{model_dir_prefix}-{run_id}"
     try:
         build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+        dead_letters = posixpath.join(model_dir, TRAINING_DEAD_LETTERS)
+        if not dead_letter_shards(dead_letters):
+            write_empty_dead_letters(dead_letters)
         yield work_dir, model_dir
     finally:
         FileSystems.delete([path for path in (work_dir, model_dir) if FileSystems.exists(path)])
@@ -414,10 +421,10 @@ def _fit_and_export(
     return info
 
 
-def _dead_letter_reasons(prefix: str) -> dict[str, int]:
+def _dead_letter_reasons(directory: str) -> dict[str, int]:
     reasons: collections.Counter = collections.Counter()
-    for path in FileSystems.match([prefix + "*"])[0].metadata_list:
-        with FileSystems.open(path.path) as handle:
+    for path in dead_letter_shards(directory):
+        with FileSystems.open(path) as handle:
             reasons.update(
                 pq.read_table(pa.BufferReader(handle.read())).column("error").to_pylist()
             )

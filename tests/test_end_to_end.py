@@ -96,6 +96,8 @@ def test_model_directory_records_what_embedding_needs(trained_model):
     assert len(info.model_version) == 16
     for part in ("saved_model.pb", "variables", "transform_fn", "centroids.parquet", "model.json"):
         assert (trained_model / part).exists()
+    # Every training digit was usable: the dead-letter table is there, and empty.
+    assert ds.dataset(trained_model / "training_dead_letter").to_table().num_rows == 0
 
 
 def test_every_input_is_a_row_or_a_dead_letter_with_its_reason(embedded, bad_inputs):

@@ -8,12 +8,13 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.centroids import read_centroids, write_centroids
 from transforms.records import DeadLetter, EmbeddingRows, InputRef
-from transforms.schemas import embeddings_schema
+from transforms.schemas import DEAD_LETTER_SCHEMA, embeddings_schema
 from transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
 
 CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
@@ -83,6 +84,17 @@ def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path,
     assert ds.dataset(out / "dead_letter").to_table().column("error").to_pylist() == [
         "no_active_features"
     ]
+
+
+def test_with_no_dead_letters_the_table_has_an_empty_dead_letter_shard(tmp_path, output_model):
+    out = tmp_path / "out"
+
+    _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2)
+
+    [shard] = (out / "dead_letter").iterdir()
+    assert pq.read_schema(shard) == DEAD_LETTER_SCHEMA and pq.read_metadata(shard).num_rows == 0
+    files = json.loads((out / "_manifest.json").read_text())["files"]
+    assert f"dead_letter/{shard.name}" in files
 
 
 def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_model):

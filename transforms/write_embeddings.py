@@ -35,7 +35,7 @@ from transforms.centroids import write_centroids
 from transforms.files import move_files
 from transforms.records import EmbeddingRows
 from transforms.schemas import embeddings_schema
-from transforms.write_dead_letters import WriteDeadLetters
+from transforms.write_dead_letters import WriteDeadLetters, write_empty_dead_letters
 from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
@@ -44,9 +44,10 @@ SUCCESS = "_SUCCESS"
 MANIFEST = "_manifest.json"
 STAGING = "_staging"
 EMBEDDINGS = "embeddings"
+DEAD_LETTER = "dead_letter"
 UNASSIGNED = "unassigned"  # --recluster's rows waiting for the fit: staged, never committed
 INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
-TABLE_DIRS = (EMBEDDINGS, "dead_letter", "centroids", INDEX_DIR)
+TABLE_DIRS = (EMBEDDINGS, DEAD_LETTER, "centroids", INDEX_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +149,7 @@ class WriteEmbeddings(beam.PTransform):
                 >> beam.FlatMap(lambda s: _cluster_sizes(s.modality, s.cluster_sizes))
             )
         dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
-            posixpath.join(staging, "dead_letter", "part")
+            posixpath.join(staging, DEAD_LETTER), self._rows_per_shard
         )
         # One sum per count, all in one combine: fewer stages than a Count.Globally each.
         # A count with nothing to count has no key; the commit takes it as 0.
@@ -173,6 +174,10 @@ class WriteEmbeddings(beam.PTransform):
         )
         if "refits" in pcolls:
             facts += (pcolls["refits"] | "FactRefit" >> beam.Map(lambda refit: ("refit", refit)),)
+        # A fact that always exists: the commit runs, and checks, even if nothing else reaches it.
+        facts += (
+            pcolls["inputs"].pipeline | "FactRun" >> beam.Create([("run", self._run.run_id)]),
+        )
         return (
             facts
             | "FlattenFacts" >> beam.Flatten()
@@ -243,7 +248,7 @@ class _CommitRun(beam.DoFn):
             elif kind == "cluster_size":
                 (modality, cluster_id), size = value
                 cluster_sizes[modality, int(cluster_id)] += int(size)
-            else:
+            elif kind != "run":  # the run's fact only makes sure the commit happens
                 counts[kind] = int(value)
         # Counts that agree with each other are not enough: a runner that misroutes
         # elements (DaskRunner mixes tagged outputs) can make them agree.
@@ -265,6 +270,13 @@ class _CommitRun(beam.DoFn):
                 f"refusing to commit: {counts['inputs_seen']} inputs seen but {rows} rows + "
                 f"{counts['dead_letters']} dead letters + {counts['inputs_skipped']} inputs "
                 "skipped (their rows kept) written"
+            )
+        if not counts["dead_letters"]:
+            # Readers find the dead_letter table, empty, when every input made a row.
+            staged.append(
+                write_empty_dead_letters(
+                    posixpath.join(self._output_dir, STAGING, self._run.run_id, DEAD_LETTER)
+                )
             )
         kept = self._resume
         for modality, cluster_id, size in kept.cluster_sizes:
