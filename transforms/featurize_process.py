@@ -15,6 +15,7 @@ batches and results travel over pipes as multiprocessing Connections.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import logging
 import os
 import queue
@@ -30,6 +31,7 @@ from transforms.featurize_refs import FeaturizedRefs, RefFeaturizerSpec
 from transforms.records import InputRef
 
 _STOP_TIMEOUT_S = 10
+_PIPE_BYTES = 1 << 20
 # Imported by name, not run as __main__: what a child pickles must unpickle here.
 _CHILD_MAIN = "import transforms.featurize_process as child; child.main()"
 
@@ -70,8 +72,8 @@ class _Failure:
 
 class _Child:
     def __init__(self, spec: RefFeaturizerSpec) -> None:
-        requests_in, requests_out = os.pipe()
-        results_in, results_out = os.pipe()
+        requests_in, requests_out = _pipe()
+        results_in, results_out = _pipe()
         self._process = subprocess.Popen(
             [sys.executable, "-c", _CHILD_MAIN, str(requests_in), str(results_out)],
             pass_fds=(requests_in, results_out),
@@ -112,6 +114,17 @@ class _Child:
             f"a featurizing process (pid {self._process.pid}) exited with code "
             f"{self._process.wait()}; its error, if any, is above on stderr"
         )
+
+
+def _pipe() -> tuple[int, int]:
+    """A pipe that holds a whole batch or result, where possible, so neither side blocks
+    on the other's GIL to take it."""
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+    return read, write
 
 
 def _stop_all(children: list[_Child]) -> None:
