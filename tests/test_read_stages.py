@@ -16,7 +16,12 @@ from apache_beam.transforms.window import GlobalWindow
 from PIL import Image
 
 from tests.conftest import encode
-from transforms.featurize import Featurize, ReadAndFeaturize, _ReadAndFeaturizeBatchFn
+from transforms.featurize import (
+    _BATCHES_IN_FLIGHT_PER_WORKER,
+    Featurize,
+    ReadAndFeaturize,
+    _ReadAndFeaturizeBatchFn,
+)
 from transforms.featurize_refs import RefFeaturizerSpec
 from transforms.files import match_paths
 from transforms.list_inputs import InputSource, ListInputs
@@ -378,13 +383,13 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
 
 @pytest.mark.parametrize("processes", [0, 2])
 def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, processes):
-    """The next batches are read while the last goes downstream (one per child process,
-    or one on a thread); the bundle's end flushes them."""
-    paths = sorted(digit_folders.glob("test/*/*.png"))[:6]
+    """The next batches are read while the last goes downstream (two per child process,
+    or two on the thread); the bundle's end flushes them."""
+    paths = sorted(digit_folders.glob("test/*/*.png"))[:12]
     refs = [
         InputRef(f"id{i}", str(path), path.parent.name, "image") for i, path in enumerate(paths)
     ]
-    batches = [refs[0:2], refs[2:4], refs[4:6]]
+    batches = [refs[start : start + 2] for start in range(0, 12, 2)]
     spec = RefFeaturizerSpec(
         {"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 1 << 20
     )
@@ -396,8 +401,8 @@ def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, pro
     flushed = list(read_and_featurize.finish_bundle())
     read_and_featurize.teardown()
 
-    ahead = max(processes, 1)
-    assert [len(outputs) for outputs in emitted_per_batch] == [0] * ahead + [1] * (3 - ahead)
+    ahead = _BATCHES_IN_FLIGHT_PER_WORKER * max(processes, 1)
+    assert [len(outputs) for outputs in emitted_per_batch] == [0] * ahead + [1] * (6 - ahead)
     assert [list(w.windows) for w in flushed] == [[GlobalWindow()]] * ahead
     emitted = [*itertools.chain(*emitted_per_batch), *(w.value for w in flushed)]
     assert [featurized.refs for featurized in emitted] == [tuple(batch) for batch in batches]
