@@ -1,6 +1,6 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputBatches -> SkipKnownIds -> (reshuffle, with workers to spread to) -> ReadAndFeaturize
+    ListInputBatches -> (SkipKnownIds, if resuming) -> (reshuffle, with workers to spread to) -> ReadAndFeaturize
         -> EncodeEmbeddings -> AssignClusters -> WriteEmbeddings (staged, committed with
         _SUCCESS and _manifest.json)
         (or, with --recluster: -> Recluster, which stages the assigned shards itself
@@ -41,6 +41,7 @@ from pipeline.options import EmbedOptions, JobOptions, UserError
 from pipeline.resume import plan_resume
 from pipeline.table import read_manifest
 from transforms.assign_clusters import AssignClusters
+from transforms.by_modality import split_by_modality
 from transforms.centroids import read_centroids
 from transforms.encode_embeddings import EncodeEmbeddings, default_max_batch_nnz, max_batch_rows
 from transforms.featurize import ReadAndFeaturize
@@ -128,7 +129,10 @@ def build_embed_pipeline(
     run_id = run_id or _new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
     listed = pipeline | "ListInputs" >> ListInputBatches(source, options.max_batch_size)
-    to_embed, skipped = listed | "SkipKnownIds" >> SkipKnownIds(resume.keep)
+    # Only a resumed run has ids to skip; a fresh run's batches go straight on.
+    to_embed, skipped = (
+        listed | "SkipKnownIds" >> SkipKnownIds(resume.keep) if resume.keep else (listed, None)
+    )
     expected = expected_inputs(source)
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
@@ -149,11 +153,8 @@ def build_embed_pipeline(
             else options.featurize_processes
         ),
     )
-    # ReadAndFeaturize dead-letters every modality without a model, so the index exists.
-    partition_of = {modality: i for i, modality in enumerate(models)}
-    featurized_by_modality = featurized | "PartitionByModality" >> beam.Partition(
-        lambda batch, _: partition_of[batch.modality], len(models)
-    )
+    # ReadAndFeaturize dead-letters every modality without a model: each batch has one.
+    featurized_by_modality = split_by_modality(featurized, list(models), "PartitionByModality")
     rows, staged_shards, encode_failures, refits = [], [], [], []
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
         max_batch_nnz = options.max_batch_nnz or default_max_batch_nnz(model.info.vocabulary_size)
@@ -200,7 +201,7 @@ def build_embed_pipeline(
         **written,
         "dead_letters": dead_letters,
         "inputs": listed,
-        "skipped": skipped,
+        **({"skipped": skipped} if skipped is not None else {}),
     } | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],

@@ -348,7 +348,7 @@ def test_the_embed_job_on_dask_fails_loudly_and_commits_nothing(
     direct_model, _ = direct_run
     out = tmp_path / "out"
 
-    with pytest.raises(RuntimeError, match="refusing to commit: 50 inputs skipped"):
+    with pytest.raises(RuntimeError, match="refusing to commit: 50 inputs seen but 0 rows"):
         cli.main([*_embed_args(small_digits, direct_model, out), *_dask_flags(dask_cluster)])
 
     assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()

@@ -31,6 +31,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.by_modality import split_by_modality
 from transforms.centroids import write_centroids
 from transforms.files import move_files
 from transforms.records import EmbeddingRows
@@ -193,9 +194,8 @@ class WriteEmbeddings(beam.PTransform):
         self, rows: beam.PCollection[EmbeddingRows]
     ) -> tuple[list[beam.PCollection[str]], beam.PCollection]:
         """Rows -> staged shards per modality (their paths), and each batch's rows per cluster."""
-        partition_of = {model.modality: i for i, model in enumerate(self._models)}
-        rows_by_modality = rows | "PartitionByModality" >> beam.Partition(
-            lambda batch, _: partition_of[batch.modality], len(self._models)
+        rows_by_modality = split_by_modality(
+            rows, [model.modality for model in self._models], "PartitionByModality"
         )
         row_files = [
             modality_rows
