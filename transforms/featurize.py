@@ -21,6 +21,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+import transforms.coders  # noqa: F401 - FeaturizedBatch's coder
 from transforms.dead_letters import tagged, tagged_dead_letter
 from transforms.featurize_process import FeaturizeProcesses
 from transforms.featurize_refs import STAGE, FeaturizedRefs, RefFeaturizerSpec, no_model
@@ -119,7 +120,7 @@ class ReadAndFeaturize(beam.PTransform):
     def expand(self, ref_batches: beam.PCollection[list[InputRef]]):
         results = ref_batches | "ReadAndExtractSparseFeatures" >> beam.ParDo(
             _ReadAndFeaturizeBatchFn(self._spec, self._progress, self._processes)
-        ).with_outputs(DEAD_LETTER_TAG, main="featurized")
+        ).with_output_types(FeaturizedBatch).with_outputs(DEAD_LETTER_TAG, main="featurized")
         return results.featurized, results[DEAD_LETTER_TAG]
 
 

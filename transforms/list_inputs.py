@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+import transforms.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
 from transforms.files import absolute, match_paths
 from transforms.modalities import modality_for_uri
 from transforms.records import InputRef, id_for_uri
@@ -89,7 +90,8 @@ class ListInputBatches(beam.PTransform):
         return (
             pbegin
             | "Source" >> beam.Create([self._source])
-            | "ListRefBatches" >> beam.FlatMap(_batches_of_refs, self._batch_size)
+            | "ListRefBatches"
+            >> beam.FlatMap(_batches_of_refs, self._batch_size).with_output_types(list[InputRef])
         )
 
 
