@@ -154,7 +154,7 @@ def build_embed_pipeline(
         ),
     )
     # ReadAndFeaturize dead-letters every modality without a model: each batch has one.
-    featurized_by_modality = split_by_modality(featurized, list(models), "PartitionByModality")
+    featurized_by_modality = split_by_modality(featurized, list(models))
     rows, staged_shards, encode_failures, refits = [], [], [], []
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
         max_batch_nnz = options.max_batch_nnz or default_max_batch_nnz(model.info.vocabulary_size)

@@ -8,7 +8,7 @@ import apache_beam as beam
 
 
 def split_by_modality(
-    batches: beam.PCollection, modalities: Sequence[str], label: str
+    batches: beam.PCollection, modalities: Sequence[str]
 ) -> list[beam.PCollection]:
     """One PCollection per modality of `modalities`, in that order.
 
@@ -21,5 +21,6 @@ def split_by_modality(
     index_of = {modality: index for index, modality in enumerate(modalities)}
     return list(
         batches
-        | label >> beam.Partition(lambda batch, _: index_of[batch.modality], len(modalities))
+        | "PartitionByModality"
+        >> beam.Partition(lambda batch, _: index_of[batch.modality], len(modalities))
     )

@@ -194,9 +194,7 @@ class WriteEmbeddings(beam.PTransform):
         self, rows: beam.PCollection[EmbeddingRows]
     ) -> tuple[list[beam.PCollection[str]], beam.PCollection]:
         """Rows -> staged shards per modality (their paths), and each batch's rows per cluster."""
-        rows_by_modality = split_by_modality(
-            rows, [model.modality for model in self._models], "PartitionByModality"
-        )
+        rows_by_modality = split_by_modality(rows, [model.modality for model in self._models])
         row_files = [
             modality_rows
             | f"RecordsOf[{model.modality}]" >> beam.Map(lambda batch: batch.records)
