@@ -97,6 +97,24 @@ def test_with_no_dead_letters_the_table_has_an_empty_dead_letter_shard(tmp_path,
     assert f"dead_letter/{shard.name}" in files
 
 
+def test_float_columns_are_written_without_a_dictionary(tmp_path, output_model):
+    """Embeddings and distances hardly repeat: a dictionary for them is wasted work."""
+    out = tmp_path / "out"
+
+    _write(out, output_model, [_rows((0, 0), (1, 0), (9, 1))], [], inputs_seen=3)
+
+    [shard] = (out / "embeddings" / "modality=image").iterdir()
+    columns = pq.read_metadata(shard).row_group(0)
+    dictionary_encoded = {
+        columns.column(i).path_in_schema: "RLE_DICTIONARY" in columns.column(i).encodings
+        for i in range(columns.num_columns)
+    }
+    assert dictionary_encoded == {
+        "id": True, "uri": True, "label": True, "embedding.list.element": False,
+        "cluster_id": True, "cluster_distance": False, "nnz": True, "model_version": True,
+    }  # fmt: skip
+
+
 def test_a_lost_input_fails_the_commit_and_leaves_no_table(tmp_path, output_model):
     out = tmp_path / "out"
 
