@@ -29,7 +29,7 @@ from pipeline.options import UserError
 from pipeline.table import read_manifest
 from transforms.files import read_parquet
 from transforms.write_embeddings import STAGING, SUCCESS, UNASSIGNED, ResumePlan, staged_run
-from transforms.write_shards import is_shard_name
+from transforms.write_shards import complete_shards
 
 _LOG = logging.getLogger(__name__)
 _COLUMNS = ["id", "cluster_id", "model_version"]
@@ -39,17 +39,17 @@ def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePla
     """The files of OUT whose rows a `--resume` run keeps, given this run's model per modality."""
     output_dir = output_dir.rstrip("/")
     _refuse_a_reclustered_table(output_dir)
-    table_files = _shards(posixpath.join(output_dir, "embeddings", "*", "*"))
+    table_files = complete_shards(posixpath.join(output_dir, "embeddings", "*", "*"))
     staging = posixpath.join(output_dir, STAGING)
     # A --recluster run stages its rows under `unassigned/` before it stages any shard with
     # cluster ids; files are matched, not folders, since object stores have no folders.
     reclustered_runs = {
         staged_run(path, output_dir)
-        for path in _shards(posixpath.join(staging, "*", UNASSIGNED, "*", "*"))
+        for path in complete_shards(posixpath.join(staging, "*", UNASSIGNED, "*", "*"))
     }
     staged_files = [
         path
-        for path in _shards(posixpath.join(staging, "*", "embeddings", "*", "*"))
+        for path in complete_shards(posixpath.join(staging, "*", "embeddings", "*", "*"))
         if staged_run(path, output_dir) not in reclustered_runs
     ]
     kept_ids: set[str] = set()
@@ -106,11 +106,6 @@ def _refuse_a_reclustered_table(output_dir: str) -> None:
             f"cannot resume: {output_dir} was clustered with --recluster "
             f"({', '.join(reclustered)}), so its cluster ids are not the model's; use --overwrite"
         )
-
-
-def _shards(pattern: str) -> list[str]:
-    matched = FileSystems.match([pattern])[0].metadata_list
-    return sorted(metadata.path for metadata in matched if is_shard_name(metadata.path))
 
 
 def _modality_of(path: str) -> str:

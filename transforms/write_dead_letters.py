@@ -6,15 +6,13 @@ import posixpath
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.filesystems import FileSystems
 
 from transforms.records import DeadLetter
 from transforms.schemas import DEAD_LETTER_SCHEMA
 from transforms.write_shards import (
     DEFAULT_ROWS_PER_SHARD,
-    SHARD_PREFIX,
-    SHARD_SUFFIX,
     WriteParquetShards,
+    complete_shards,
     write_shard_batches,
 )
 
@@ -56,8 +54,7 @@ def write_empty_dead_letters(directory: str) -> str:
 
 def dead_letter_shards(directory: str) -> list[str]:
     """The complete dead-letter shards in `directory` (none if it does not exist)."""
-    pattern = posixpath.join(directory, f"{SHARD_PREFIX}*{SHARD_SUFFIX}")
-    return sorted(metadata.path for metadata in FileSystems.match([pattern])[0].metadata_list)
+    return complete_shards(posixpath.join(directory, "*"))
 
 
 def _record_batch(dead_letters: list[DeadLetter]) -> pa.RecordBatch:

@@ -37,6 +37,12 @@ def is_shard_name(path: str) -> bool:
     return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
 
 
+def complete_shards(pattern: str) -> list[str]:
+    """The complete shards among the files `pattern` matches, sorted (none if nothing matches)."""
+    matched = FileSystems.match([pattern])[0].metadata_list
+    return sorted(metadata.path for metadata in matched if is_shard_name(metadata.path))
+
+
 def write_shard_batches(
     directory: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch | pa.Table]
 ) -> str:
