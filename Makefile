@@ -31,7 +31,7 @@ $(STAMP): setup.py Makefile
 	touch $(STAMP)
 
 demo: system-packages $(STAMP)
-	$(BIN)/python -m pipeline.demo --workdir demo
+	$(BIN)/python -m examples.demo --workdir demo
 
 test: system-packages $(STAMP)
 	$(BIN)/python -m pytest
@@ -40,8 +40,8 @@ test-fast: system-packages $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline transforms tests bench
-	$(BIN)/ruff format --check pipeline transforms tests bench
+	$(BIN)/ruff check pipeline transforms examples tests bench
+	$(BIN)/ruff format --check pipeline transforms examples tests bench
 
 bench: system-packages $(STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'

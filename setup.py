@@ -11,7 +11,13 @@ setup(
     description="Batch embedding pipeline on Apache Beam: sparse features, a TensorFlow "
     "encoder, Parquet embeddings with cluster assignments.",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    # Shipped as `embedbeam.pipeline` and `embedbeam.transforms`: top-level `pipeline` and
+    # `transforms` would collide with a user's own modules of those names in site-packages.
+    packages=[
+        f"embedbeam.{package}"
+        for package in find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"])
+    ],
+    package_dir={"embedbeam.pipeline": "pipeline", "embedbeam.transforms": "transforms"},
     install_requires=[
         # Ranges are the versions tested together (tensorflow-transform pins the rest).
         "apache-beam[gcp]>=2.77,<3",
@@ -55,5 +61,5 @@ setup(
             "psutil>=5.9",
         ],
     },
-    entry_points={"console_scripts": ["embedbeam = pipeline.cli:main"]},
+    entry_points={"console_scripts": ["embedbeam = embedbeam.pipeline.cli:main"]},
 )

@@ -22,9 +22,8 @@ def record(name: str, results: dict[str, Any], directory: pathlib.Path = RESULTS
 def embed_labelled(model: pathlib.Path, source_flag: str, source: str, out: pathlib.Path):
     """Runs `embedbeam embed` (--input GLOB or --manifest FILE); returns (embeddings, labels)."""
     import pyarrow.dataset as ds
-
-    from pipeline import cli
-    from transforms.schemas import vectors
+    from embedbeam.pipeline import cli
+    from embedbeam.transforms.table.layout import vectors
 
     flags = ["--model", str(model), source_flag, source, "--output", str(out), "--overwrite"]
     assert cli.main(["embed", *flags]) == 0

@@ -1,6 +1,6 @@
 """Which log-mel grid for audio: two settings, measured on voices never heard in training.
 
-espeak-ng says "zero" .. "nine" in 60 voices (pipeline/spoken_digits.py); the
+espeak-ng says "zero" .. "nine" in 60 voices (examples/spoken_digits.py); the
 jobs train on 48 voices and embed the other 12. Reported: 5-NN accuracy
 (leave-one-out among the held-out clips) and cluster purity (k = 10), for
 two voice samples (seeds), per grid.
@@ -16,10 +16,11 @@ import argparse
 import pathlib
 import time
 
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.queries.summary import summarize
+
 from bench import record
-from pipeline import cli
-from pipeline.spoken_digits import voices, write_spoken_digits
-from pipeline.summary import summarize
+from examples.spoken_digits import voices, write_spoken_digits
 
 GRIDS = {
     "32 mels x 24 slices, -40 dB": ["--mels", "32", "--frames", "24", "--threshold-db", "-40"],

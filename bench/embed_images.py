@@ -31,13 +31,12 @@ def plain_loop(model_dir: str, source: str, output: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import tensorflow as tf
-
-    from pipeline.model_dir import CENTROIDS, read_model_info
-    from transforms.centroids import read_centroids
-    from transforms.modalities import make_featurizer
-    from transforms.read_bytes import DEFAULT_MAX_BYTES, read_bounded
-    from transforms.schemas import embeddings_schema
-    from transforms.sparse import InvalidInput, SparseRows
+    from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
+    from embedbeam.transforms.sparse import InvalidInput, SparseRows
+    from embedbeam.transforms.sparse.modalities import make_featurizer
+    from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES, read_bounded
+    from embedbeam.transforms.table.centroids import read_centroids
+    from embedbeam.transforms.table.layout import embeddings_schema
 
     info = read_model_info(model_dir)
     featurize = make_featurizer(info.modality, info.featurizer, model_dir)
@@ -94,8 +93,8 @@ def _is_manifest(source: str) -> bool:
 
 def _list_inputs(source: str) -> list:
     """InputRefs of a glob or a manifest, as ListInputs makes them (no Beam)."""
-    from transforms.files import match_paths
-    from transforms.list_inputs import ref_from_path, refs_from_manifest
+    from embedbeam.transforms.list_inputs import ref_from_path, refs_from_manifest
+    from embedbeam.transforms.table.files import match_paths
 
     if _is_manifest(source):
         return list(refs_from_manifest(source))
@@ -141,8 +140,9 @@ def measure_child(command: list[str]) -> dict:
 
 def _mnist_model_and_files(workdir: pathlib.Path, limit: int) -> tuple[pathlib.Path, str]:
     """A full-MNIST model (trained once) and a glob of `limit` test-split PNGs."""
-    from pipeline import cli
-    from pipeline.demo import materialize
+    from embedbeam.pipeline import cli
+
+    from examples.demo import materialize
 
     model = workdir / "model-dauto"
     if not (model / "model.json").exists():

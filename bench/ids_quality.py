@@ -1,7 +1,7 @@
 """Categorical ids on real Debian package metadata: 5-NN accuracy against the majority rate.
 
 Every package of the ten largest sections of this machine's package index
-(`apt-cache dumpavail`, via pipeline/debian_packages.py) is a row of the
+(`apt-cache dumpavail`, via examples/debian_packages.py) is a row of the
 packages it Depends on or Recommends; its Section is the label. A seeded 80/20
 split of packages; 5-NN accuracy of each held-out package against the
 training packages, next to the majority-class rate of the training set.
@@ -20,12 +20,12 @@ import time
 
 import numpy as np
 import pyarrow.parquet as pq
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import knn_accuracy
 
 from bench import embed_labelled, record
-from pipeline import cli
-from pipeline.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
-from pipeline.model_dir import read_model_info
-from pipeline.quality import knn_accuracy
+from examples.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 
 
 def main() -> None:

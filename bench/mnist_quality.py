@@ -17,10 +17,11 @@ import pathlib
 import platform
 import time
 
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.queries.summary import summarize
+
 from bench import record
-from pipeline import cli
-from pipeline.demo import materialize
-from pipeline.summary import summarize
+from examples.demo import materialize
 
 
 def main() -> None:

@@ -23,10 +23,9 @@ class EmbedFiles:
 
     def __init__(self, model_dir: str) -> None:
         import tensorflow as tf
-
-        from pipeline.model_dir import CENTROIDS, read_model_info
-        from transforms.centroids import read_centroids
-        from transforms.modalities import make_batch_featurizer
+        from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
+        from embedbeam.transforms.sparse.modalities import make_batch_featurizer
+        from embedbeam.transforms.table.centroids import read_centroids
 
         self._info = read_model_info(model_dir)
         self._featurize = make_batch_featurizer(
@@ -37,11 +36,10 @@ class EmbedFiles:
 
     def __call__(self, batch: dict[str, np.ndarray]):
         import pyarrow as pa
-
-        from transforms.assign_clusters import nearest_centroids
-        from transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
-        from transforms.records import id_for_uri
-        from transforms.schemas import embeddings_schema
+        from embedbeam.transforms.assign_clusters import nearest_centroids
+        from embedbeam.transforms.common.records import id_for_uri
+        from embedbeam.transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
+        from embedbeam.transforms.table.layout import embeddings_schema
 
         result = self._featurize(list(batch["bytes"]))
         embed = self._model.signatures["embed"]

@@ -33,15 +33,15 @@ import time
 import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
+from embedbeam.pipeline.model.quality import cluster_purity
+from embedbeam.transforms.assign_clusters import AssignClusters
+from embedbeam.transforms.common.records import EmbeddedBatch, InputRef
+from embedbeam.transforms.recluster import Recluster
+from embedbeam.transforms.table.layout import vectors
 from sklearn.cluster import KMeans
 
 from bench import RESULTS_DIR, record
-from pipeline.demo import materialize
-from pipeline.quality import cluster_purity
-from transforms.assign_clusters import AssignClusters
-from transforms.recluster import Recluster
-from transforms.records import EmbeddedBatch, InputRef
-from transforms.schemas import vectors
+from examples.demo import materialize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 K = 10
@@ -51,7 +51,7 @@ SHARD_ROWS = 10_000
 # the whole pipeline lives in this one process).
 _CHILD = (
     "import resource, sys\n"
-    "from pipeline import cli\n"
+    "from embedbeam.pipeline import cli\n"
     "status = cli.main(sys.argv[1:])\n"
     "print('peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
     "sys.exit(status)\n"
@@ -219,7 +219,7 @@ def main() -> None:
     if not (model / "model.json").exists():
         # In a child: a first run that trained in this process grew to 18 GB and was OOM-killed.
         train = ["train", "--input", f"{train_dir}/*/*.png", "--output", str(model), "--overwrite"]
-        subprocess.run([sys.executable, "-m", "pipeline.cli", *train], check=True)
+        subprocess.run([sys.executable, "-m", "embedbeam.pipeline.cli.main", *train], check=True)
     test_images = sorted(test_dir.glob("*/*.png"))
     all_images = sorted([*train_dir.glob("*/*.png"), *test_images])
     shuffled = [all_images[i] for i in np.random.default_rng(SEED).permutation(len(all_images))]

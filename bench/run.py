@@ -85,9 +85,9 @@ def run_child(variant: str, model_dir: str, source: str, output: str) -> dict:
 def _embedbeam(model_dir: str, source: str, output: str, flags: list[str]) -> tuple[int, dict]:
     """`embedbeam embed`; also the model stage's own time, from RunInference's metrics."""
     from apache_beam.options.pipeline_options import PipelineOptions
+    from embedbeam.pipeline.jobs.embed import embed
 
     from bench.embed_images import _is_manifest
-    from pipeline.embed import embed
 
     source_flag = "--manifest" if _is_manifest(source) else "--input"
     options = PipelineOptions(
@@ -106,13 +106,13 @@ def _embedbeam(model_dir: str, source: str, output: str, flags: list[str]) -> tu
 def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
     """The SavedModel's `embed` in a tight loop on pre-built batches: what the model alone allows."""
     import tensorflow as tf
+    from embedbeam.pipeline.model.model_dir import read_model_info
+    from embedbeam.transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
+    from embedbeam.transforms.sparse import SparseRows
+    from embedbeam.transforms.sparse.modalities import make_batch_featurizer
+    from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES, read_bounded
 
     from bench.embed_images import _list_inputs
-    from pipeline.model_dir import read_model_info
-    from transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
-    from transforms.modalities import make_batch_featurizer
-    from transforms.read_bytes import DEFAULT_MAX_BYTES, read_bounded
-    from transforms.sparse import SparseRows
 
     info = read_model_info(model_dir)
     featurize = make_batch_featurizer(info.modality, info.featurizer, model_dir)
@@ -182,7 +182,7 @@ def image_set(workdir: pathlib.Path, size: int) -> str:
     MNIST has 70,000 digits; beyond that the same digits come again under other
     file names (the running index), so 100k inputs are 100k distinct files.
     """
-    from pipeline.digits import mnist_split, write_image_folder
+    from examples.digits import mnist_split, write_image_folder
 
     folder = workdir / f"mnist-{size}"
     marker = folder / ".complete"

@@ -21,18 +21,18 @@ import tempfile
 import time
 
 import numpy as np
-
-from bench import record
-from pipeline import cli
-from pipeline.neighbours import (
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.queries.neighbours import (
     HNSW_EF_CONSTRUCTION,
     HNSW_EF_SEARCH,
     HNSW_M,
     build_index,
     nearest,
 )
-from pipeline.table import load_table
-from pipeline.wordnet_glosses import read_synsets
+from embedbeam.pipeline.queries.table import load_table
+
+from bench import record
+from examples.wordnet_glosses import read_synsets
 
 K = 10
 QUERIES = 1_000

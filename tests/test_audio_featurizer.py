@@ -8,9 +8,8 @@ import wave
 
 import numpy as np
 import pytest
-
-from transforms.sparse import InvalidInput
-from transforms.sparse.audio import featurize_audio, pool_time
+from embedbeam.transforms.sparse import InvalidInput
+from embedbeam.transforms.sparse.audio import featurize_audio, pool_time
 
 FREEDESKTOP_SOUNDS = pathlib.Path("/usr/share/sounds/freedesktop/stereo")
 
@@ -86,8 +85,8 @@ def test_broken_audio_is_refused_with_a_reason(data, reason):
 
 
 def test_a_two_hour_recording_is_read_as_a_prefix_and_capped_not_loaded_whole(tmp_path):
-    from transforms.read_bytes import read_bounded
-    from transforms.records import InputRef
+    from embedbeam.transforms.common.records import InputRef
+    from embedbeam.transforms.sparse.read_bytes import read_bounded
 
     rate, seconds = 16000, 2 * 60 * 60
     tone = (8000 * np.sin(np.arange(rate * 5) * 2 * np.pi * 300 / rate)).astype("<i2")

@@ -16,8 +16,7 @@ import sys
 
 import pyarrow.dataset as ds
 import pytest
-
-from transforms.read_bytes import DEFAULT_MAX_BYTES
+from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +62,7 @@ def _embed(
 ) -> subprocess.CompletedProcess:
     flags = [f"--model={modality}={model}" for modality, model in models.items()]
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "embed", *flags, "--manifest", str(manifest),
+        [sys.executable, "-m", "embedbeam.pipeline.cli.main", "embed", *flags, "--manifest", str(manifest),
          "--output", str(out), *more_flags],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -115,7 +114,7 @@ def test_a_second_run_featurizing_in_child_processes_gives_the_same_bytes_and_de
     run, models, corpus, tmp_path
 ):
     """The first run (few inputs) read ahead on a thread; this one featurizes in two
-    child processes, every modality (transforms/featurize_process.py)."""
+    child processes, every modality (transforms/sparse/featurize_processes.py)."""
     first, _ = run
     again = _embed(models, corpus / "manifest.jsonl", tmp_path / "again", "--featurize-processes=2")
     assert again.returncode == 0, again.stderr[-3000:]

@@ -8,9 +8,9 @@ import sys
 
 import apache_beam as beam
 import pytest
+from embedbeam.pipeline import cli
 from PIL import Image
 
-from pipeline import cli
 from tests.conftest import encode
 
 # The console script installed beside this interpreter (the venv's bin/).
@@ -114,7 +114,9 @@ def test_a_runner_that_reports_success_without_committing_is_an_error(
         _ = pipeline | beam.Create([1, 2, 3])
         return pipeline
 
-    monkeypatch.setattr("pipeline.embed.build_embed_pipeline", graph_without_its_commit)
+    monkeypatch.setattr(
+        "embedbeam.pipeline.jobs.embed.build_embed_pipeline", graph_without_its_commit
+    )
     out = tmp_path / "out"
 
     code = cli.main(["embed", "--input", "*.png", "--model", "m", "--output", str(out)])

@@ -7,12 +7,11 @@ import pickle
 import apache_beam as beam
 import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
-
-from transforms.coders import FeaturizedBatchCoder, InputRefCoder
-from transforms.featurize import ReadAndFeaturize
-from transforms.featurize_refs import RefFeaturizerSpec
-from transforms.list_inputs import InputSource, ListInputBatches
-from transforms.records import FeaturizedBatch, InputRef
+from embedbeam.transforms.common.coders import FeaturizedBatchCoder, InputRefCoder
+from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
+from embedbeam.transforms.list_inputs import InputSource, ListInputBatches
+from embedbeam.transforms.read_and_featurize import ReadAndFeaturize
+from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
 
 IMAGE_SETTINGS = {"image": {"grid": 28, "threshold": 0.2}}
 

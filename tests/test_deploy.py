@@ -20,12 +20,11 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 from dockerfile_parse import DockerfileParser
-
-from pipeline import cli
-from pipeline.embed import build_embed_pipeline
-from pipeline.model_dir import ModelInfo, write_model_info
-from pipeline.train import build_train_pipeline
-from transforms.list_inputs import InputSource
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.jobs.embed import build_embed_pipeline
+from embedbeam.pipeline.jobs.train import build_train_pipeline
+from embedbeam.pipeline.model.model_dir import ModelInfo, write_model_info
+from embedbeam.transforms.list_inputs import InputSource
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent / "deploy"
 READMES = sorted(DEPLOY.rglob("README.md"))

@@ -8,16 +8,16 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
+from embedbeam.transforms.assign_clusters import AssignClusters, nearest_centroid
+from embedbeam.transforms.common.records import EmbeddingRows, FeaturizedBatch, InputRef
+from embedbeam.transforms.encode_embeddings import EncodeEmbeddings
+from embedbeam.transforms.sparse import SparseRows
+from embedbeam.transforms.sparse.image import featurize_image
+from embedbeam.transforms.table.centroids import read_centroids
+from embedbeam.transforms.table.layout import vectors
 
-from pipeline.digits import png_bytes
-from pipeline.model_dir import CENTROIDS, read_model_info
-from transforms.assign_clusters import AssignClusters, nearest_centroid
-from transforms.centroids import read_centroids
-from transforms.encode_embeddings import EncodeEmbeddings
-from transforms.records import EmbeddingRows, FeaturizedBatch, InputRef
-from transforms.schemas import vectors
-from transforms.sparse import SparseRows
-from transforms.sparse.image import featurize_image
+from examples.digits import png_bytes
 
 
 def test_nearest_centroid_is_the_euclidean_closest():

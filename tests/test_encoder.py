@@ -5,15 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from embedbeam.pipeline.jobs.train import auto_embedding_dim
+from embedbeam.pipeline.model import encoder as encoder_module
+from embedbeam.pipeline.model.encoder import (
+    SparseEncoder,
+    TrainingConfig,
+    embed_rows,
+    fit_encoder,
+    save_encoder,
+)
+from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
+from embedbeam.transforms.encode_embeddings import SparseEncoderModelHandler
+from embedbeam.transforms.sparse import SparseRows
+from embedbeam.transforms.sparse.image import featurize_image
 
-from pipeline import encoder as encoder_module
-from pipeline.digits import png_bytes
-from pipeline.encoder import SparseEncoder, TrainingConfig, embed_rows, fit_encoder, save_encoder
-from pipeline.train import auto_embedding_dim
-from transforms.encode_embeddings import SparseEncoderModelHandler
-from transforms.records import FeaturizedBatch, InputRef
-from transforms.sparse import SparseRows
-from transforms.sparse.image import featurize_image
+from examples.digits import png_bytes
 
 
 @pytest.fixture(scope="module")

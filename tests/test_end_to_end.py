@@ -15,13 +15,17 @@ import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import (
+    cluster_purity,
+    knn_accuracy,
+    leave_one_out_knn_accuracy,
+)
+from embedbeam.transforms.table.layout import embeddings_schema
 from PIL import Image
 
-from pipeline import cli
-from pipeline.model_dir import read_model_info
-from pipeline.quality import cluster_purity, knn_accuracy, leave_one_out_knn_accuracy
 from tests.conftest import encode
-from transforms.schemas import embeddings_schema
 
 pytestmark = pytest.mark.slow
 

@@ -9,13 +9,19 @@ import sys
 import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from embedbeam.pipeline.jobs.preflight import (
+    FEATURIZE_PROCESSES_MIN_INPUTS,
+    default_featurize_processes,
+)
+from embedbeam.transforms.common.records import InputRef
+from embedbeam.transforms.sparse.featurize_processes import (
+    FeaturizeProcessError,
+    FeaturizeProcesses,
+)
+from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
 from PIL import Image
 
-from pipeline.jobs import FEATURIZE_PROCESSES_MIN_INPUTS, default_featurize_processes
 from tests.conftest import encode
-from transforms.featurize_process import FeaturizeProcessError, FeaturizeProcesses
-from transforms.featurize_refs import RefFeaturizerSpec
-from transforms.records import InputRef
 
 IMAGE_SPEC = RefFeaturizerSpec({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 4096)
 
@@ -101,9 +107,9 @@ def test_a_featurizing_process_starts_without_beam_or_tensorflow():
         [
             sys.executable,
             "-c",
-            "import sys, transforms.featurize_process; "
+            "import sys, embedbeam.transforms.sparse.featurize_processes; "
             "IMAGE = {'image': {'grid': 28, 'threshold': 0.2}}; "
-            "transforms.featurize_process.RefFeaturizerSpec(IMAGE, {'image': '-'}, 1).build(); "
+            "embedbeam.transforms.sparse.featurize_processes.RefFeaturizerSpec(IMAGE, {'image': '-'}, 1).build(); "
             "print(sorted(m for m in ('apache_beam', 'tensorflow') if m in sys.modules))",
         ],
         capture_output=True,

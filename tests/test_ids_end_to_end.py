@@ -11,13 +11,13 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import knn_accuracy
+from embedbeam.transforms.sparse import InvalidInput
+from embedbeam.transforms.sparse.ids import id_tokens
 
-from pipeline import cli
-from pipeline.debian_packages import parse_packages
-from pipeline.model_dir import read_model_info
-from pipeline.quality import knn_accuracy
-from transforms.sparse import InvalidInput
-from transforms.sparse.ids import id_tokens
+from examples.debian_packages import parse_packages
 
 SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"
 
@@ -56,7 +56,7 @@ def test_packages_embed_near_their_section(tmp_path, caplog):
     pq.write_table(table.take(order[1200:]), tmp_path / "test.parquet")
     model = tmp_path / "model"
 
-    with caplog.at_level("INFO", logger="pipeline.train"):
+    with caplog.at_level("INFO", logger="embedbeam.pipeline.jobs.train"):
         assert cli.main(["train", "--modality", "ids", "--manifest", str(tmp_path / "train.parquet"),
                          "--output", str(model)]) == 0  # fmt: skip
     for split in ("train", "test"):

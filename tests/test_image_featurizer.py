@@ -7,12 +7,12 @@ import struct
 
 import numpy as np
 import pytest
+from embedbeam.transforms.sparse import InvalidInput
+from embedbeam.transforms.sparse import image as image_module
+from embedbeam.transforms.sparse.image import featurize_image, featurize_images
 from PIL import Image, PngImagePlugin
 
 from tests.conftest import encode
-from transforms.sparse import InvalidInput
-from transforms.sparse import image as image_module
-from transforms.sparse.image import featurize_image, featurize_images
 
 
 def test_real_digit_keeps_its_bright_strokes(seven_png):
@@ -105,7 +105,7 @@ def test_a_header_promising_huge_dimensions_is_refused_before_decoding():
 
 def test_a_batch_featurizes_exactly_as_one_image_at_a_time(digits, seven_png):
     images, _ = digits
-    from pipeline.digits import png_bytes
+    from examples.digits import png_bytes
 
     on_paper = encode(Image.fromarray(255 - np.asarray(Image.open(io.BytesIO(seven_png)))), "PNG")
     wide = Image.new("L", (56, 28))
@@ -150,7 +150,7 @@ def _with_broken_checksum(png: bytes, chunk: bytes) -> bytes:
 
 def test_libpng_and_pillow_agree_on_every_pixel_and_every_refusal(digits, seven_png, monkeypatch):
     """Plain grayscale PNGs take libpng; the features and dead letters are Pillow's, byte for byte."""
-    from pipeline.digits import png_bytes
+    from examples.digits import png_bytes
 
     images, _ = digits
     with_text = io.BytesIO()

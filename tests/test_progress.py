@@ -6,9 +6,8 @@ import io
 import logging
 
 import pytest
-
-from pipeline import cli
-from transforms.progress import Progress
+from embedbeam.pipeline import cli
+from embedbeam.transforms.common.progress import Progress
 
 
 class _Terminal(io.StringIO):
@@ -42,7 +41,7 @@ def test_off_a_terminal_it_logs_every_interval(caplog):
     clock = _Clock()
     progress = Progress("embed", stream=io.StringIO(), interval_s=30, clock=clock)
 
-    with caplog.at_level(logging.INFO, logger="transforms.progress"):
+    with caplog.at_level(logging.INFO, logger="embedbeam.transforms.common.progress"):
         for _ in range(6):
             clock.now += 10.0
             progress.add(500)
@@ -69,7 +68,7 @@ def test_an_embed_job_reports_its_progress_with_the_total(
 ):
     flags = ["--model", str(trained_model), "--input", f"{digit_folders}/test/[38]/*.png"]
 
-    with caplog.at_level(logging.INFO, logger="transforms.progress"):
+    with caplog.at_level(logging.INFO, logger="embedbeam.transforms.common.progress"):
         assert cli.main(["embed", *flags, "--output", str(tmp_path / "out")]) == 0
 
     assert "embed: 200/200 inputs (100%)" in caplog.text  # in-process: the launcher knows the total

@@ -13,23 +13,23 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
-from PIL import Image
-
-from tests.conftest import encode
-from transforms.featurize import (
+from embedbeam.transforms.common.records import DeadLetter, InputRef, id_for_uri
+from embedbeam.transforms.list_inputs import InputSource, ListInputs
+from embedbeam.transforms.read_and_featurize import (
     _BATCHES_IN_FLIGHT_PER_WORKER,
     Featurize,
     ReadAndFeaturize,
     _ReadAndFeaturizeBatchFn,
 )
-from transforms.featurize_refs import RefFeaturizerSpec
-from transforms.files import match_paths
-from transforms.list_inputs import InputSource, ListInputs
-from transforms.modalities import modality_for_uri
-from transforms.read_bytes import READ_CHUNK_BYTES, read_bounded
-from transforms.read_inputs import ReadInputs
-from transforms.records import DeadLetter, InputRef, id_for_uri
-from transforms.sparse import InvalidInput
+from embedbeam.transforms.read_inputs import ReadInputs
+from embedbeam.transforms.sparse import InvalidInput
+from embedbeam.transforms.sparse.modalities import modality_for_uri
+from embedbeam.transforms.sparse.read_bytes import READ_CHUNK_BYTES, read_bounded
+from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
+from embedbeam.transforms.table.files import match_paths
+from PIL import Image
+
+from tests.conftest import encode
 
 
 def _file_stage_error(letter: DeadLetter) -> tuple[str, str, str]:

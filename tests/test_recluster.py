@@ -14,25 +14,24 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_argmin
-
-from pipeline import cli
-from pipeline.embed import build_embed_pipeline
-from pipeline.quality import cluster_purity
-from transforms import assign_staged_shards
-from transforms.assign_clusters import nearest_centroids
-from transforms.assign_staged_shards import squared_distance_units
-from transforms.centroids import read_centroids
-from transforms.recluster import (
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.jobs.embed import build_embed_pipeline
+from embedbeam.pipeline.model.quality import cluster_purity
+from embedbeam.transforms import assign_staged_shards
+from embedbeam.transforms.assign_clusters import nearest_centroids
+from embedbeam.transforms.assign_staged_shards import squared_distance_units
+from embedbeam.transforms.common.records import EmbeddedBatch, InputRef, StagedShard
+from embedbeam.transforms.recluster import (
     Recluster,
     SumSquaredDistances,
     bounded_sample_fn,
     fit_kmeans,
     keyed_for_sample,
 )
-from transforms.records import EmbeddedBatch, InputRef, StagedShard
-from transforms.schemas import embeddings_schema, vectors
+from embedbeam.transforms.table.centroids import read_centroids
+from embedbeam.transforms.table.layout import embeddings_schema, vectors
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
 
 BLOB_CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
 

@@ -17,12 +17,11 @@ import numpy as np
 import pytest
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
-
-from pipeline.embed import resolve_models
-from pipeline.model_dir import CENTROIDS, ModelInfo, content_hash, read_model_info
-from pipeline.summary import summarize
-from transforms.centroids import read_centroids, write_centroids
-from transforms.write_embeddings import MANIFEST, SUCCESS
+from embedbeam.pipeline.jobs.embed import resolve_models
+from embedbeam.pipeline.model.model_dir import CENTROIDS, ModelInfo, content_hash, read_model_info
+from embedbeam.pipeline.queries.summary import summarize
+from embedbeam.transforms.table.centroids import read_centroids, write_centroids
+from embedbeam.transforms.table.layout import RUN_RECORD, SUCCESS
 
 SCHEME = "rooted"
 
@@ -116,7 +115,7 @@ def test_the_embed_summary_reads_a_remote_output_through_beam_filesystems(rooted
     out = rooted("out")
     manifest = {"rows_written": 2, "dead_letters": 1, "inputs_seen": 3, "wall_time_s": 1.5}
     manifest["models"] = {"image": {"rows": 2, "clusters": 2, "model_version": "abc"}}
-    for name, data in ((MANIFEST, json.dumps(manifest).encode()), (SUCCESS, b"")):
+    for name, data in ((RUN_RECORD, json.dumps(manifest).encode()), (SUCCESS, b"")):
         with FileSystems.create(f"{out}/{name}") as handle:
             handle.write(data)
 

@@ -14,14 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.jobs.options import UserError
+from embedbeam.pipeline.jobs.resume import plan_resume
+from embedbeam.transforms.common.records import id_for_uri
+from embedbeam.transforms.table.layout import embeddings_schema
+from embedbeam.transforms.table.shards import write_shard_batches
 
-from pipeline import cli
-from pipeline.digits import mnist_split, write_image_folder
-from pipeline.options import UserError
-from pipeline.resume import plan_resume
-from transforms.records import id_for_uri
-from transforms.schemas import embeddings_schema
-from transforms.write_shards import write_shard_batches
+from examples.digits import mnist_split, write_image_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -158,7 +158,7 @@ def _complete_shards(out: pathlib.Path) -> list[pathlib.Path]:
 @pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_to_the_clean_table(trained_model, mnist_20k, tmp_path):
     """kill -9 once some shards are complete; --resume reuses them; the result is the clean run."""
-    command = [sys.executable, "-m", "pipeline.cli", "embed", "--model", str(trained_model),
+    command = [sys.executable, "-m", "embedbeam.pipeline.cli.main", "embed", "--model", str(trained_model),
                "--input", f"{mnist_20k}/*/*.png", "--output", str(tmp_path / "out"),
                "--rows-per-shard", "2000"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}

@@ -21,10 +21,10 @@ import numpy as np
 import psutil
 import pyarrow.dataset as ds
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
 
-from pipeline import cli
-from pipeline.digits import write_image_folder
-from pipeline.model_dir import read_model_info
+from examples.digits import write_image_folder
 
 TRAIN_PER_CLASS, EMBED_PER_CLASS = 20, 5
 MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -211,7 +211,7 @@ def test_killing_the_sdk_worker_fails_the_job_loudly_and_a_rerun_completes(
     command = [
         sys.executable,
         "-m",
-        "pipeline.cli",
+        "embedbeam.pipeline.cli.main",
         *_embed_args(small_digits, direct_model, tmp_path / "out"),
         *flags,
     ]

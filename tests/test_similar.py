@@ -6,11 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-
-from pipeline import cli
-from pipeline.neighbours import nearest, search
-from pipeline.similar import similar
-from pipeline.table import load_table
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.queries.neighbours import nearest, search
+from embedbeam.pipeline.queries.similar import similar
+from embedbeam.pipeline.queries.table import load_table
 
 pytestmark = pytest.mark.slow
 

@@ -6,8 +6,7 @@ import json
 import shutil
 
 import pytest
-
-from pipeline import cli
+from embedbeam.pipeline import cli
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import knn_accuracy
 
-from pipeline import cli
-from pipeline.model_dir import read_model_info
-from pipeline.quality import knn_accuracy
-from pipeline.wordnet_glosses import TEN_NOUN_CLASSES
+from examples.wordnet_glosses import TEN_NOUN_CLASSES
 
 pytestmark = pytest.mark.slow
 
@@ -117,8 +117,8 @@ def test_a_manifest_with_inline_text_embeds_each_row(text_model, tmp_path):
 
 
 def test_a_batch_of_documents_gets_the_ids_and_weights_each_gets_alone(text_model):
-    from transforms.modalities import make_batch_featurizer, make_featurizer
-    from transforms.sparse import SparseRows
+    from embedbeam.transforms.sparse import SparseRows
+    from embedbeam.transforms.sparse.modalities import make_batch_featurizer, make_featurizer
 
     settings = read_model_info(str(text_model)).featurizer
     documents = [

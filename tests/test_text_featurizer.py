@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-from transforms.read_bytes import read_bounded
-from transforms.records import InputRef
-from transforms.sparse import InvalidInput
-from transforms.sparse.text import tokenize
+from embedbeam.transforms.common.records import InputRef
+from embedbeam.transforms.sparse import InvalidInput
+from embedbeam.transforms.sparse.read_bytes import read_bounded
+from embedbeam.transforms.sparse.text import tokenize
 
 
 def test_tokens_are_nfkc_normalized_and_case_folded():

@@ -5,10 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.jobs.tune_dim import WidthResult, default_dims, pick
 from PIL import Image
-
-from pipeline import cli
-from pipeline.tune_dim import WidthResult, default_dims, pick
 
 pytestmark = pytest.mark.slow
 

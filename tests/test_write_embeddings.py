@@ -11,11 +11,10 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-
-from transforms.centroids import read_centroids, write_centroids
-from transforms.records import DeadLetter, EmbeddingRows, InputRef
-from transforms.schemas import DEAD_LETTER_SCHEMA, embeddings_schema
-from transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
+from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef
+from embedbeam.transforms.table.centroids import read_centroids, write_centroids
+from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, embeddings_schema
+from embedbeam.transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
 
 CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
 

@@ -16,9 +16,8 @@ from collections.abc import Callable, Iterator
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-
-from transforms.records import EmbeddedBatch, EmbeddingRows
-from transforms.schemas import embeddings_schema
+from embedbeam.transforms.common.records import EmbeddedBatch, EmbeddingRows
+from embedbeam.transforms.table.layout import embeddings_schema
 
 
 def nearest_centroids(

@@ -21,11 +21,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-
-from transforms.assign_clusters import nearest_centroids
-from transforms.records import StagedShard
-from transforms.schemas import vectors
-from transforms.write_shards import write_shard_batches
+from embedbeam.transforms.assign_clusters import nearest_centroids
+from embedbeam.transforms.common.records import StagedShard
+from embedbeam.transforms.table.layout import vectors
+from embedbeam.transforms.table.shards import write_shard_batches
 
 FIXED_POINT = 2**32  # units of the inertia sum, see recluster.SumSquaredDistances
 # Rows assigned at once: nearest_centroids holds a [rows, k, d] array of differences.

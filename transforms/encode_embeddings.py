@@ -21,15 +21,14 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
-
-from transforms.dead_letters import to_dead_letter
-from transforms.records import EmbeddedBatch, FeaturizedBatch
-from transforms.sparse import SparseRows
+from embedbeam.transforms.common.dead_letters import to_dead_letter
+from embedbeam.transforms.common.records import EmbeddedBatch, FeaturizedBatch
+from embedbeam.transforms.sparse import SparseRows
 
 STAGE = "encode"
 EMBED_SIGNATURE = "embed"
 # Models over vocabularies up to this size look their inputs up as a dense
-# [rows, vocabulary] matrix (pipeline/encoder.py).
+# [rows, vocabulary] matrix (pipeline/model/encoder.py).
 DENSE_LOOKUP_MAX_VOCABULARY = 1024
 # ... and one call of theirs holds at most this many of its floats (64 MB).
 DENSE_LOOKUP_MAX_FLOATS = 16 * 1024 * 1024

@@ -16,16 +16,15 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
+import embedbeam.transforms.common.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
 import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-
-import transforms.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
-from transforms.files import absolute, match_paths
-from transforms.modalities import modality_for_uri
-from transforms.records import InputRef, id_for_uri
+from embedbeam.transforms.common.records import InputRef, id_for_uri
+from embedbeam.transforms.sparse.modalities import modality_for_uri
+from embedbeam.transforms.table.files import absolute, match_paths
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
 MANIFEST_COLUMNS = ("uri", "id", "label", "modality", "text", "ids")

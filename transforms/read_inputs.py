@@ -6,11 +6,10 @@ from collections.abc import Iterator
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-
-from transforms.dead_letters import tagged
-from transforms.progress import Progress, ProgressSpec
-from transforms.read_bytes import DEFAULT_MAX_BYTES, read_or_dead_letter
-from transforms.records import DEAD_LETTER_TAG, DeadLetter, InputRef, RawInput
+from embedbeam.transforms.common.dead_letters import tagged
+from embedbeam.transforms.common.progress import Progress, ProgressSpec
+from embedbeam.transforms.common.records import DEAD_LETTER_TAG, DeadLetter, InputRef, RawInput
+from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES, read_or_dead_letter
 
 
 class ReadInputs(beam.PTransform):

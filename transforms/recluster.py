@@ -33,14 +33,13 @@ from collections.abc import Iterable, Iterator
 
 import apache_beam as beam
 import numpy as np
+from embedbeam.transforms.assign_clusters import embedding_records
+from embedbeam.transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
+from embedbeam.transforms.common.records import EmbeddedBatch, StagedShard
+from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD, embeddings_schema
+from embedbeam.transforms.write_shards import WriteParquetShards
 from sklearn.cluster import KMeans
 from threadpoolctl import threadpool_limits
-
-from transforms.assign_clusters import embedding_records
-from transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
-from transforms.records import EmbeddedBatch, StagedShard
-from transforms.schemas import embeddings_schema
-from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
 

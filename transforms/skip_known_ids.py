@@ -16,9 +16,8 @@ from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-
-from transforms.files import read_parquet
-from transforms.records import InputRef
+from embedbeam.transforms.common.records import InputRef
+from embedbeam.transforms.table.files import read_parquet
 
 SKIPPED_TAG = "skipped"
 

@@ -6,15 +6,10 @@ import posixpath
 
 import apache_beam as beam
 import pyarrow as pa
-
-from transforms.records import DeadLetter
-from transforms.schemas import DEAD_LETTER_SCHEMA
-from transforms.write_shards import (
-    DEFAULT_ROWS_PER_SHARD,
-    WriteParquetShards,
-    complete_shards,
-    write_shard_batches,
-)
+from embedbeam.transforms.common.records import DeadLetter
+from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, DEFAULT_ROWS_PER_SHARD
+from embedbeam.transforms.table.shards import complete_shards, write_shard_batches
+from embedbeam.transforms.write_shards import WriteParquetShards
 
 _DEAD_LETTERS_PER_BATCH = 1024
 

@@ -30,25 +30,28 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
-
-from transforms.by_modality import split_by_modality
-from transforms.centroids import write_centroids
-from transforms.files import move_files
-from transforms.records import EmbeddingRows
-from transforms.schemas import embeddings_schema
-from transforms.write_dead_letters import WriteDeadLetters, write_empty_dead_letters
-from transforms.write_shards import DEFAULT_ROWS_PER_SHARD, WriteParquetShards
+from embedbeam.transforms.common.by_modality import split_by_modality
+from embedbeam.transforms.common.records import EmbeddingRows
+from embedbeam.transforms.table.centroids import write_centroids
+from embedbeam.transforms.table.files import move_files
+from embedbeam.transforms.table.layout import (
+    DEAD_LETTER,
+    DEFAULT_ROWS_PER_SHARD,
+    EMBEDDINGS,
+    RUN_RECORD,
+    STAGING,
+    SUCCESS,
+    TABLE_DIRS,
+    centroids_path,
+    embeddings_schema,
+    staged_dir,
+    staged_run,
+    staging_dir,
+)
+from embedbeam.transforms.write_dead_letters import WriteDeadLetters, write_empty_dead_letters
+from embedbeam.transforms.write_shards import WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
-
-SUCCESS = "_SUCCESS"
-MANIFEST = "_manifest.json"
-STAGING = "_staging"
-EMBEDDINGS = "embeddings"
-DEAD_LETTER = "dead_letter"
-UNASSIGNED = "unassigned"  # --recluster's rows waiting for the fit: staged, never committed
-INDEX_DIR = "_index"  # `embedbeam similar`'s search indexes, made from a committed table
-TABLE_DIRS = (EMBEDDINGS, DEAD_LETTER, "centroids", INDEX_DIR)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,19 +93,6 @@ class RunInfo:
     inputs_expected: int | None = None
 
 
-def staged_dir(output_dir: str, run_id: str, table: str, modality: str) -> str:
-    """Where run `run_id` stages files of `table` (embeddings, ...) for one modality.
-
-    Only files under `<table>` = EMBEDDINGS that the commit is told about reach the table.
-    """
-    return posixpath.join(output_dir.rstrip("/"), STAGING, run_id, table, f"modality={modality}")
-
-
-def staged_run(staged_path: str, output_dir: str) -> str:
-    """The run that staged `OUT/_staging/<run>/...`."""
-    return posixpath.relpath(staged_path, posixpath.join(output_dir, STAGING)).split("/", 1)[0]
-
-
 class WriteEmbeddings(beam.PTransform):
     """{"rows" and/or "staged_shards", "dead_letters", "inputs"[, "skipped"][, "refits"]}
     -> the committed file names.
@@ -134,7 +124,7 @@ class WriteEmbeddings(beam.PTransform):
         self._rows_per_shard = rows_per_shard
 
     def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
-        staging = posixpath.join(self._output_dir, STAGING, self._run.run_id)
+        staging = staging_dir(self._output_dir, self._run.run_id)
         # Rows per cluster come as ((modality, cluster_id), rows) pairs, summed in one combine.
         written_files, cluster_sizes = [], []
         if "rows" in pcolls:
@@ -273,7 +263,7 @@ class _CommitRun(beam.DoFn):
             # Readers find the dead_letter table, empty, when every input made a row.
             staged.append(
                 write_empty_dead_letters(
-                    posixpath.join(self._output_dir, STAGING, self._run.run_id, DEAD_LETTER)
+                    posixpath.join(staging_dir(self._output_dir, self._run.run_id), DEAD_LETTER)
                 )
             )
         kept = self._resume
@@ -290,9 +280,7 @@ class _CommitRun(beam.DoFn):
             sizes = np.array(
                 [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
             )
-            path = posixpath.join(
-                self._output_dir, "centroids", f"modality={model.modality}", "centroids.parquet"
-            )
+            path = centroids_path(self._output_dir, model.modality)
             write_centroids(path, centroids, sizes)
             committed.append(path)
             models[model.modality] = {
@@ -318,7 +306,7 @@ class _CommitRun(beam.DoFn):
             "wall_time_s": round(time.time() - self._run.started_at, 2),
             "files": sorted(posixpath.relpath(path, self._output_dir) for path in committed),
         }
-        self._write(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        self._write(RUN_RECORD, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         self._write(SUCCESS, b"")
         FileSystems.delete([staged_root])
         _LOG.info(
@@ -336,7 +324,11 @@ class _CommitRun(beam.DoFn):
         A resumed run keeps the table's embeddings files it resumes from.
         """
         resuming = bool(self._resume.keep or self._resume.drop)
-        names = (SUCCESS, MANIFEST, *(d for d in TABLE_DIRS if not (resuming and d == EMBEDDINGS)))
+        names = (
+            SUCCESS,
+            RUN_RECORD,
+            *(d for d in TABLE_DIRS if not (resuming and d == EMBEDDINGS)),
+        )
         paths = [posixpath.join(self._output_dir, name) for name in names]
         for path in (*paths, *self._resume.drop):
             if FileSystems.exists(path):

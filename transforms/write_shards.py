@@ -14,73 +14,15 @@ reported shards, and `--resume` drops shards whose ids overlap others.
 
 from __future__ import annotations
 
-import posixpath
-import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import apache_beam as beam
 import pyarrow as pa
-import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
-
-SHARD_PREFIX = "part-"
-SHARD_SUFFIX = ".parquet"
-DEFAULT_ROWS_PER_SHARD = 10_000
-
-
-def is_shard_name(path: str) -> bool:
-    """True for a complete shard's file name (a temporary one never matches)."""
-    name = posixpath.basename(path)
-    return name.startswith(SHARD_PREFIX) and name.endswith(SHARD_SUFFIX)
-
-
-def complete_shards(pattern: str) -> list[str]:
-    """The complete shards among the files `pattern` matches, sorted (none if nothing matches)."""
-    matched = FileSystems.match([pattern])[0].metadata_list
-    return sorted(metadata.path for metadata in matched if is_shard_name(metadata.path))
-
-
-def write_shard_batches(
-    directory: str, schema: pa.Schema, batches: Iterable[pa.RecordBatch | pa.Table]
-) -> str:
-    """Streams `batches` into one Parquet file under a temporary name, then renames it whole.
-
-    Only one batch is in memory at a time, so a shard can be rewritten batch by batch.
-    """
-    name = f"{SHARD_PREFIX}{uuid.uuid4().hex}{SHARD_SUFFIX}"
-    final = posixpath.join(directory, name)
-    temporary = posixpath.join(directory, f".{name}.inprogress")
-    with (
-        FileSystems.create(temporary) as handle,
-        pq.ParquetWriter(handle, schema, **parquet_options(schema)) as writer,
-    ):
-        for batch in batches:
-            writer.write(batch)
-    FileSystems.rename([temporary], [final])
-    return final
-
-
-def parquet_options(schema: pa.Schema) -> dict:
-    """zstd, and no dictionary for float columns (embeddings, distances).
-
-    Their values hardly repeat: pyarrow builds a dictionary, finds it too big
-    and falls back page after page. 100k MNIST rows: 5.02 -> 4.37 MB, 64 -> 36 ms
-    to write. Byte-stream-split on top saved 1.6% more, too little for readers
-    that lack it (Spark before 3.2) (bench/README.md, sixth round).
-    """
-    return {
-        "compression": "zstd",
-        "use_dictionary": [field.name for field in schema if not _holds_floats(field.type)],
-    }
-
-
-def _holds_floats(field_type: pa.DataType) -> bool:
-    if pa.types.is_fixed_size_list(field_type) or pa.types.is_list(field_type):
-        field_type = field_type.value_type
-    return pa.types.is_floating(field_type)
+from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD
+from embedbeam.transforms.table.shards import write_shard_batches
 
 
 class WriteParquetShards(beam.PTransform):

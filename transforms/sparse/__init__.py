@@ -1,6 +1,6 @@
 """Pure featurizers: raw bytes of one input -> `SparseFeatures`. No Beam in here."""
 
-from transforms.sparse.features import (
+from embedbeam.transforms.sparse.features import (
     BatchResult,
     InvalidInput,
     SparseFeatures,

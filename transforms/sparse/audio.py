@@ -15,8 +15,7 @@ import io
 import warnings
 
 import numpy as np
-
-from transforms.sparse.features import InvalidInput, SparseFeatures
+from embedbeam.transforms.sparse.features import InvalidInput, SparseFeatures
 
 SAMPLE_RATE = 16_000
 DEFAULT_MELS = 32

@@ -6,7 +6,7 @@ non-empty line is one token, in order of first appearance.
 
 from __future__ import annotations
 
-from transforms.sparse.features import InvalidInput
+from embedbeam.transforms.sparse.features import InvalidInput
 
 
 def id_tokens(data: bytes) -> list[str]:

@@ -22,9 +22,13 @@ from collections.abc import Iterator, Sequence
 
 import imagecodecs
 import numpy as np
+from embedbeam.transforms.sparse.features import (
+    BatchResult,
+    InvalidInput,
+    SparseFeatures,
+    SparseRows,
+)
 from PIL import Image, UnidentifiedImageError
-
-from transforms.sparse.features import BatchResult, InvalidInput, SparseFeatures, SparseRows
 
 DEFAULT_GRID = 28
 DEFAULT_THRESHOLD = 0.2

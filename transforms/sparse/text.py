@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from transforms.sparse.features import InvalidInput
+from embedbeam.transforms.sparse.features import InvalidInput
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+")

@@ -1,0 +1,1 @@
+"""The demo's real data, made from packages (MNIST, espeak-ng, WordNet, Debian): not shipped."""

@@ -1,0 +1,1 @@
+"""The Beam jobs a user submits: train, embed, tune-dim, and what they check first."""

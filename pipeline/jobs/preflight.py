@@ -1,0 +1,103 @@
+"""What every job checks before it builds a graph: inputs exist, output is free."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable
+
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from embedbeam.pipeline.jobs.options import JobOptions, UserError
+from embedbeam.transforms.common.progress import ProgressSpec
+from embedbeam.transforms.list_inputs import (
+    INLINE_COLUMNS,
+    InputSource,
+    manifest_columns,
+    manifest_format,
+    manifest_row_count,
+)
+from embedbeam.transforms.sparse.modalities import MODALITIES
+from embedbeam.transforms.table.files import match_paths
+
+# Inputs from which featurizing processes repay their start-up: on MNIST, 100k
+# ran 10% faster with one, 30k even, 10k 0.3-0.6 s slower (bench/README.md).
+FEATURIZE_PROCESSES_MIN_INPUTS = 50_000
+
+
+def input_source(options: JobOptions) -> InputSource:
+    """The job's InputSource, after checking that it names some inputs."""
+    if options.input:
+        # One match is enough to know it is not empty (listing 100k files costs ~1 s).
+        if not FileSystems.match([options.input], limits=[1])[0].metadata_list:
+            raise UserError(f"--input {options.input!r} matches no files")
+        return InputSource(
+            pattern=options.input,
+            labels_from_folder=options.label_from == "folder",
+            text_field=options.text_field,
+        )
+    if options.manifest:
+        if not FileSystems.exists(options.manifest):
+            raise UserError(f"--manifest {options.manifest} does not exist")
+        try:
+            manifest_format(options.manifest)
+            columns = manifest_columns(options.manifest)
+        except ValueError as error:
+            raise UserError(f"cannot read manifest {options.manifest}: {error}") from error
+        if not {"uri", *INLINE_COLUMNS} & set(columns):
+            raise UserError(
+                f"manifest {options.manifest} has no `uri` column, nor inline `text` or `ids` "
+                f"(columns: {', '.join(columns) or 'none'})"
+            )
+        return InputSource(manifest=options.manifest)
+    raise UserError("say what to read: --input 'GLOB' or --manifest FILE")
+
+
+def check_output_dir(output: str | None, marker: str, overwrite: bool) -> None:
+    """Refuses to touch a finished output (one holding `marker`) unless --overwrite."""
+    if not output:
+        raise UserError("say where to write: --output DIR")
+    if FileSystems.exists(posixpath.join(output, marker)) and not overwrite:
+        raise UserError(f"{output} already holds a finished result; pass --overwrite to replace it")
+
+
+def progress_spec(
+    what: str, expected: int | None, options: PipelineOptions, run_id: str
+) -> ProgressSpec:
+    """How the job reports progress; with a total (hence an ETA) only when this process
+    does all the work, since a remote worker sees only its share of the inputs."""
+    return ProgressSpec(what, expected if _in_process(options) else None, run_id)
+
+
+def _in_process(options: PipelineOptions) -> bool:
+    runner = options.view_as(StandardOptions).runner
+    mode = options.view_as(DirectOptions).direct_running_mode
+    return runner in (None, "DirectRunner", "direct") and mode != "multi_processing"
+
+
+def one_worker(options: PipelineOptions) -> bool:
+    """The in-process DirectRunner with one worker thread (its default; 0 means one per
+    core): no other worker to spread elements to."""
+    return _in_process(options) and options.view_as(DirectOptions).direct_num_workers == 1
+
+
+def default_featurize_processes(
+    options: PipelineOptions, modalities: Iterable[str], expected: int | None
+) -> int:
+    """--featurize-processes when not given: the cores one in-process worker leaves idle,
+    if the job is large enough to repay starting them and all its modalities featurize
+    in processes (transforms/sparse/modalities.py); else 0, a read-ahead thread."""
+    if not one_worker(options) or expected is None or expected < FEATURIZE_PROCESSES_MIN_INPUTS:
+        return 0
+    if not all(MODALITIES[modality].featurizes_in_processes for modality in modalities):
+        return 0
+    return len(os.sched_getaffinity(0)) - 1
+
+
+def expected_inputs(source: InputSource) -> int | None:
+    """Inputs the job will see: files matched, or manifest rows; None for .jsonl files,
+    whose lines are counted only when read."""
+    if source.manifest is not None:
+        return manifest_row_count(source.manifest)
+    paths = match_paths(source.pattern)
+    return None if any(path.endswith(".jsonl") for path in paths) else len(paths)

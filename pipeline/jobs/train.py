@@ -1,0 +1,435 @@
+"""`embedbeam train`: featurize a labelled set on Beam, analyze it with TFT, fit, export.
+
+    ListInputs -> ReadInputs -> Featurize -> AnalyzeAndTransformDataset (TFT)
+        -> transformed rows (Parquet, work dir) + transform_fn (model dir)
+    then, on the launching machine: fit the encoder, k-means on the training
+    embeddings, export the model directory (see pipeline/model/model_dir.py).
+
+TFT learns the label vocabulary here (the softmax index of each label travels
+in the model as `transform_fn/` and the labels list of model.json), and for a
+vocabulary modality (text) also the token vocabulary (top-k, OOV buckets) and
+tf-idf weights, which the embed job re-applies from `transform_fn/`.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import posixpath
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions, UserError
+from embedbeam.pipeline.jobs.preflight import (
+    check_output_dir,
+    expected_inputs,
+    input_source,
+    progress_spec,
+)
+from embedbeam.pipeline.model import encoder as encoder_lib
+from embedbeam.pipeline.model import model_dir as model_dir_lib
+from embedbeam.pipeline.model.quality import cluster_purity, knn_accuracy
+from embedbeam.transforms.common.dead_letters import tagged_dead_letter
+from embedbeam.transforms.common.records import DEAD_LETTER_TAG, FeaturizedInput
+from embedbeam.transforms.list_inputs import InputSource, ListInputs
+from embedbeam.transforms.read_and_featurize import Featurize
+from embedbeam.transforms.read_inputs import ReadInputs
+from embedbeam.transforms.sparse import InvalidInput, SparseRows
+from embedbeam.transforms.sparse.modalities import MODALITIES, vocabulary_size
+from embedbeam.transforms.sparse.vocabulary import TOKENS, TokenFeatures
+from embedbeam.transforms.table.centroids import write_centroids
+from embedbeam.transforms.table.files import list_files, move_files
+from embedbeam.transforms.write_dead_letters import (
+    WriteDeadLetters,
+    dead_letter_shards,
+    write_empty_dead_letters,
+)
+from sklearn.cluster import KMeans
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+_LOG = logging.getLogger(__name__)
+
+LABEL_VOCABULARY = "labels"
+TOKEN_VOCABULARY = "tokens"
+_KEY_SPEC = {
+    "id": tf.io.FixedLenFeature([], tf.string),
+    "label": tf.io.FixedLenFeature([], tf.string),
+}
+RAW_FEATURE_SPEC = {  # modalities whose featurizer yields ids and weights
+    **_KEY_SPEC,
+    "ids": tf.io.VarLenFeature(tf.int64),
+    "weights": tf.io.VarLenFeature(tf.float32),
+}
+RAW_TOKEN_SPEC = {**_KEY_SPEC, TOKENS: tf.io.VarLenFeature(tf.string)}  # vocabulary modalities
+TRANSFORMED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("label_id", pa.int64()),
+        ("ids", pa.list_(pa.int64())),
+        ("weights", pa.list_(pa.float32())),
+    ]
+)
+TRANSFORMED_PREFIX = "transformed/part"
+TRAINING_DEAD_LETTERS = "training_dead_letter"
+VALIDATION_SHARE = 0.1
+
+
+def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
+    """Label -> its index in a TFT vocabulary; sparse ids and weights pass through."""
+    return {
+        "id": inputs["id"],
+        "ids": inputs["ids"],
+        "weights": inputs["weights"],
+        "label_id": _label_id(inputs["label"]),
+    }
+
+
+def token_preprocessing_fn(top_k: int, oov_buckets: int) -> Callable[[dict], dict]:
+    """Tokens -> ids in a top-k TFT vocabulary (plus OOV buckets), weighted by tf-idf."""
+
+    def preprocess(inputs: dict[str, Any]) -> dict[str, Any]:
+        token_ids = tft.compute_and_apply_vocabulary(
+            inputs[TOKENS], top_k=top_k, num_oov_buckets=oov_buckets,
+            vocab_filename=TOKEN_VOCABULARY,
+        )  # fmt: skip
+        ids, weights = tft.tfidf(token_ids, top_k + oov_buckets)
+        return {
+            "id": inputs["id"],
+            "ids": ids,
+            "weights": weights,
+            "label_id": _label_id(inputs["label"]),
+        }
+
+    return preprocess
+
+
+def _label_id(label: tf.Tensor) -> tf.Tensor:
+    return tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCABULARY)
+
+
+def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
+    """The featurizer flags of the trained modality, as model.json records them."""
+    modality = MODALITIES[options.modality]
+    return {name: getattr(options, name) for name in modality.recorded_settings}
+
+
+def build_train_pipeline(
+    options: PipelineOptions,
+    source: InputSource,
+    model_dir: str,
+    work_dir: str,
+    pipeline: beam.Pipeline | None = None,
+) -> beam.Pipeline:
+    """The Beam half of training: everything up to the transformed training rows.
+
+    Writes the TFT transform graph and the training dead letters into
+    `model_dir`, the transformed rows into `work_dir`.
+    """
+    pipeline = pipeline or beam.Pipeline(options=options)
+    job = options.view_as(JobOptions)
+    options = options.view_as(TrainOptions)
+    with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
+        refs = pipeline | "ListInputs" >> ListInputs(source)
+        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(
+            job.max_input_bytes, progress_spec("train", expected_inputs(source), options, work_dir)
+        )
+        featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
+            {options.modality: featurizer_settings(options)}
+        )
+        labelled = featurized | "RequireLabel" >> beam.ParDo(_RequireLabel()).with_outputs(
+            DEAD_LETTER_TAG, main="labelled"
+        )
+        if MODALITIES[options.modality].uses_vocabulary:
+            spec = RAW_TOKEN_SPEC
+            preprocess = token_preprocessing_fn(options.top_k, options.oov_buckets)
+        else:
+            spec, preprocess = RAW_FEATURE_SPEC, preprocessing_fn
+        (transformed, _), transform_fn = (
+            labelled.labelled,
+            dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+        ) | "AnalyzeAndTransform[Train]" >> tft_beam.AnalyzeAndTransformDataset(preprocess)
+        _ = transformed | "WriteTransformedRows" >> beam.io.WriteToParquet(
+            posixpath.join(work_dir, TRANSFORMED_PREFIX),
+            TRANSFORMED_SCHEMA,
+            file_name_suffix=".parquet",
+        )
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(model_dir)
+        _ = (
+            (read_failures, featurize_failures, labelled[DEAD_LETTER_TAG])
+            | "FlattenDeadLetters" >> beam.Flatten()
+            | "WriteDeadLetters"
+            >> WriteDeadLetters(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
+        )
+    return pipeline
+
+
+class _RequireLabel(beam.DoFn):
+    """Training needs a label: an unlabelled input becomes a dead letter."""
+
+    def process(self, item: FeaturizedInput):
+        if item.ref.label is None:
+            error = InvalidInput("missing_label", "training inputs need a label")
+            yield tagged_dead_letter("train", item.ref.uri, error)
+            return
+        keys = {"id": item.ref.id.encode("utf-8"), "label": item.ref.label.encode("utf-8")}
+        if isinstance(item.features, TokenFeatures):
+            yield {**keys, TOKENS: [token.encode("utf-8") for token in item.features.tokens]}
+        else:
+            yield {**keys, "ids": item.features.ids, "weights": item.features.weights}
+
+
+def auto_embedding_dim(num_feature_ids: int) -> int:
+    """The rule of thumb: round(4th root of the number of possible ids), at least 2."""
+    return max(2, round(num_feature_ids**0.25))
+
+
+def read_transformed(work_dir: str) -> pa.Table:
+    paths = [
+        metadata.path
+        for metadata in FileSystems.match([posixpath.join(work_dir, TRANSFORMED_PREFIX) + "*"])[
+            0
+        ].metadata_list
+    ]
+    tables = []
+    for path in sorted(paths):
+        with FileSystems.open(path) as handle:
+            tables.append(pq.read_table(pa.BufferReader(handle.read())))
+    return order_by_content(pa.concat_tables(tables))
+
+
+def order_by_content(table: pa.Table) -> pa.Table:
+    """Rows sorted by a hash of what they hold (label, ids, weights), as `content_key`.
+
+    Beam's row order is not deterministic, and ids hash where a file lives, so
+    neither may decide the order of training or the validation split: the same
+    inputs in another folder must train the same model.
+    """
+    rows = rows_of(table)
+    label_ids = table.column("label_id").to_numpy()
+    keys = []
+    for row, (start, end) in enumerate(zip(rows.row_splits[:-1], rows.row_splits[1:], strict=True)):
+        digest = hashlib.sha256(label_ids[row].astype(np.int64).tobytes())
+        digest.update(rows.ids[start:end].tobytes())
+        digest.update(rows.weights[start:end].tobytes())
+        keys.append(digest.hexdigest())
+    return table.append_column("content_key", pa.array(keys, pa.string())).sort_by("content_key")
+
+
+def rows_of(table: pa.Table) -> SparseRows:
+    ids = table.column("ids").combine_chunks()
+    weights = table.column("weights").combine_chunks()
+    return SparseRows(
+        ids=ids.values.to_numpy().astype(np.int64),
+        weights=weights.values.to_numpy().astype(np.float32),
+        row_splits=ids.offsets.to_numpy().astype(np.int64),
+    )
+
+
+def is_validation(content_key: str) -> bool:
+    """A stable 10% of rows, by their content hash, held out from fitting."""
+    return int(content_key[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
+
+
+def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
+    """Runs the whole training job and returns the written model's info.
+
+    The model directory is assembled beside its destination and moved there
+    only when complete, so a failed training leaves no half model behind.
+    """
+    started = time.time()
+    job = options.view_as(JobOptions)
+    check_output_dir(job.output, model_dir_lib.MODEL_JSON, job.overwrite)
+    with analyzed(options, f"{job.output.rstrip('/')}.partial") as (work_dir, model_dir):
+        info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
+        if FileSystems.exists(job.output):
+            FileSystems.delete([job.output])
+        move_files(list_files(model_dir), model_dir, job.output)
+    return info
+
+
+@contextlib.contextmanager
+def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[str, str]]:
+    """Runs the Beam half of training; yields (work dir, model dir) and removes both after.
+
+    The work dir (transformed rows) is under --temp_location if given, else a
+    local temporary folder; the model dir (transform_fn, dead letters) is
+    `model_dir_prefix` plus a run id.
+    """
+    source = input_source(options.view_as(JobOptions))
+    run_id = f"{int(time.time())}-{os.getpid()}"
+    temp_location = options.view_as(GoogleCloudOptions).temp_location
+    work_dir = (
+        posixpath.join(temp_location, f"embedbeam-train-{run_id}")
+        if temp_location
+        else tempfile.mkdtemp(prefix="embedbeam-train-")
+    )
+    model_dir = f"{model_dir_prefix}-{run_id}"
+    try:
+        build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+        dead_letters = posixpath.join(model_dir, TRAINING_DEAD_LETTERS)
+        if not dead_letter_shards(dead_letters):
+            write_empty_dead_letters(dead_letters)
+        yield work_dir, model_dir
+    finally:
+        FileSystems.delete([path for path in (work_dir, model_dir) if FileSystems.exists(path)])
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The analyzed training rows, their labels and the split, ready to fit at any width."""
+
+    rows: SparseRows
+    label_ids: np.ndarray
+    labels: list[str]
+    num_ids: int
+    fit_index: np.ndarray
+    validation_index: np.ndarray
+
+    def validation(self) -> tuple[SparseRows, np.ndarray] | None:
+        if not self.validation_index.size:
+            return None
+        return self.rows.take(self.validation_index), self.label_ids[self.validation_index]
+
+
+def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> TrainingData:
+    """What the Beam half left in `work_dir` and `model_dir`, split by content hash."""
+    table = read_transformed(work_dir)
+    if table.num_rows == 0:
+        reasons = _dead_letter_reasons(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
+        raise UserError(f"no training input could be used (dead letters by reason: {reasons})")
+    transform_output = tft.TFTransformOutput(model_dir)
+    labels = transform_output.vocabulary_by_name(LABEL_VOCABULARY)
+    labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
+    if MODALITIES[options.modality].uses_vocabulary:
+        # Ids are the learned vocabulary (at most top-k) followed by the OOV buckets.
+        vocabulary = transform_output.vocabulary_by_name(TOKEN_VOCABULARY)
+        num_ids = len(vocabulary) + options.oov_buckets
+    else:
+        num_ids = vocabulary_size(options.modality, featurizer_settings(options))
+    held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
+    return TrainingData(
+        rows=rows_of(table),
+        label_ids=table.column("label_id").to_numpy(),
+        labels=labels,
+        num_ids=num_ids,
+        fit_index=np.flatnonzero(~held_out),
+        validation_index=np.flatnonzero(held_out),
+    )
+
+
+def fit_at_width(
+    data: TrainingData, dim: int, config: encoder_lib.TrainingConfig
+) -> encoder_lib.SparseEncoder:
+    return encoder_lib.fit_encoder(
+        data.rows.take(data.fit_index),
+        data.label_ids[data.fit_index],
+        data.num_ids,
+        dim,
+        len(data.labels),
+        config,
+        data.validation(),
+    )
+
+
+def validation_metrics(
+    data: TrainingData, predicted: np.ndarray, embeddings: np.ndarray
+) -> dict[str, float]:
+    """Held-out label accuracy, and 5-NN accuracy of held-out embeddings among the fitted ones."""
+    fit, held_out = data.fit_index, data.validation_index
+    if not held_out.size:
+        return {}
+    return {
+        "validation_accuracy": float(np.mean(predicted[held_out] == data.label_ids[held_out])),
+        "validation_knn5_accuracy": knn_accuracy(
+            embeddings[fit], data.label_ids[fit], embeddings[held_out], data.label_ids[held_out]
+        ),
+    }
+
+
+def _fit_and_export(
+    options: TrainOptions, work_dir: str, model_dir: str, started: float
+) -> model_dir_lib.ModelInfo:
+    """The launcher half of training: fit, cluster, measure, write the model files."""
+    data = load_training_data(options, work_dir, model_dir)
+    dim = options.embedding_dim or auto_embedding_dim(data.num_ids)
+    _LOG.info(
+        "embedding width d=%d (%s; %d possible feature ids)",
+        dim,
+        "given" if options.embedding_dim else "auto: round(ids ** 0.25)",
+        data.num_ids,
+    )
+    config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
+    encoder = fit_at_width(data, dim, config)
+
+    embeddings = encoder_lib.embed_rows(encoder.embed, data.rows)
+    fit_index = data.fit_index
+    num_clusters = options.clusters or len(data.labels)
+    if fit_index.size < num_clusters:
+        raise UserError(f"{fit_index.size} training rows cannot make {num_clusters} clusters")
+    kmeans = KMeans(n_clusters=num_clusters, n_init=10, random_state=options.seed).fit(
+        embeddings[fit_index]
+    )
+    predicted = encoder_lib.predict_labels(encoder, data.rows)
+    metrics = {
+        "train_accuracy": float(np.mean(predicted[fit_index] == data.label_ids[fit_index])),
+        "cluster_purity_train": cluster_purity(kmeans.labels_, data.label_ids[fit_index]),
+        **validation_metrics(data, predicted, embeddings),
+    }
+    metrics = {key: round(value, 4) for key, value in metrics.items()}
+    metrics["wall_time_s"] = round(time.time() - started, 1)
+
+    encoder_lib.save_encoder(encoder, model_dir)
+    write_centroids(
+        posixpath.join(model_dir, model_dir_lib.CENTROIDS),
+        kmeans.cluster_centers_,
+        np.bincount(kmeans.labels_, minlength=num_clusters),
+    )
+    info = model_dir_lib.ModelInfo(
+        modality=options.modality,
+        embedding_dim=dim,
+        vocabulary_size=data.num_ids,
+        labels=data.labels,
+        featurizer=featurizer_settings(options),
+        num_clusters=num_clusters,
+        metrics=metrics,
+        training={
+            "max_epochs": config.epochs,
+            "early_stopping_patience": config.patience,
+            "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate,
+            "lookup_units": config.lookup_units,
+            "hidden_units": config.hidden_units,
+            "seed": config.seed,
+            "embedding_layer": "bottleneck",
+            "examples_fit": int(fit_index.size),
+            "examples_validation": int(data.validation_index.size),
+        },
+        model_version=model_dir_lib.content_hash(model_dir),
+    )
+    model_dir_lib.write_model_info(model_dir, info)
+    return info
+
+
+def _dead_letter_reasons(directory: str) -> dict[str, int]:
+    reasons: collections.Counter = collections.Counter()
+    for path in dead_letter_shards(directory):
+        with FileSystems.open(path) as handle:
+            reasons.update(
+                pq.read_table(pa.BufferReader(handle.read())).column("error").to_pylist()
+            )
+    return dict(reasons)

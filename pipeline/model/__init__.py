@@ -1,0 +1,1 @@
+"""The encoder, the model directory it is exported to, and its quality measures."""

@@ -1,0 +1,80 @@
+"""The self-contained model directory: what `train` writes and `embed` reads.
+
+    MODEL/saved_model.pb, variables/   SavedModel: `embed` and `serving_default`
+    MODEL/transform_fn/, transformed_metadata/   the TFT transform graph and vocabularies
+    MODEL/centroids.parquet            k-means centroids of the training embeddings
+    MODEL/model.json                   modality, width, labels, featurizer settings,
+                                       metrics and `model_version` (a content hash)
+
+Everything is read and written through Beam's FileSystems (and TensorFlow's
+own file system layer for the SavedModel), so gs://, s3:// and hdfs:// model
+directories work wherever Beam supports them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import posixpath
+from typing import Any
+
+from apache_beam.io.filesystems import FileSystems
+from embedbeam.transforms.table.files import list_files
+from embedbeam.transforms.table.layout import CENTROIDS_FILE
+
+MODEL_JSON = "model.json"
+CENTROIDS = CENTROIDS_FILE  # the same schema and name as a table's
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """The contents of model.json."""
+
+    modality: str
+    embedding_dim: int
+    vocabulary_size: int
+    labels: list[str]
+    featurizer: dict[str, Any]
+    num_clusters: int
+    metrics: dict[str, Any]
+    training: dict[str, Any]
+    model_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+
+def read_model_info(model_dir: str) -> ModelInfo:
+    """model.json of `model_dir`; ValueError with a clear message if it is not a model."""
+    path = posixpath.join(model_dir, MODEL_JSON)
+    if not FileSystems.exists(path):
+        raise ValueError(f"{model_dir} is not an embedbeam model directory (no {MODEL_JSON})")
+    with FileSystems.open(path) as handle:
+        fields = json.load(handle)
+    known = {field.name for field in dataclasses.fields(ModelInfo)}
+    return ModelInfo(**{key: value for key, value in fields.items() if key in known})
+
+
+def write_model_info(model_dir: str, info: ModelInfo) -> None:
+    _write_bytes(
+        posixpath.join(model_dir, MODEL_JSON),
+        json.dumps(dataclasses.asdict(info), indent=2, sort_keys=True).encode("utf-8"),
+    )
+
+
+def content_hash(model_dir: str) -> str:
+    """sha256 over every file's relative path and bytes, model.json excluded."""
+    root = model_dir.rstrip("/")
+    paths = [path for path in list_files(root) if posixpath.basename(path) != MODEL_JSON]
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(posixpath.relpath(path, root).encode("utf-8") + b"\0")
+        with FileSystems.open(path) as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with FileSystems.create(path) as handle:
+        handle.write(data)

@@ -1,0 +1,1 @@
+"""Readers of a committed table: similar, projector, report, summary."""

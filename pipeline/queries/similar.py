@@ -1,0 +1,108 @@
+"""`embedbeam similar`: nearest neighbours of one item in a committed embeddings table.
+
+The query is an id or uri already in the table, or a path to a raw file, which
+is featurized and embedded with the model that wrote the table (its version
+must match). Euclidean distance (the measure the encoder was trained for) or
+cosine distance; exact with numpy, or for large tables through a cached HNSW
+index whose candidates are then measured exactly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import numpy as np
+from embedbeam.pipeline.jobs.options import UserError
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.queries.neighbours import search
+from embedbeam.pipeline.queries.table import EmbeddingTable, index_path, load_table, read_run_record
+from embedbeam.transforms.sparse import InvalidInput, SparseRows
+from embedbeam.transforms.sparse.modalities import make_featurizer, modality_for_uri
+
+
+@dataclasses.dataclass(frozen=True)
+class Neighbour:
+    id: str
+    uri: str
+    label: str | None
+    distance: float
+
+
+def similar(
+    output_dir: str,
+    query: str,
+    k: int = 10,
+    modality: str | None = None,
+    metric: str = "euclidean",
+    use_index: str = "auto",
+) -> list[Neighbour]:
+    """The k nearest neighbours of `query` (an id, a uri in the table, or a raw file).
+
+    Large tables are searched through an HNSW index kept beside the table
+    (`use_index`: auto, always, never; see pipeline/queries/neighbours.py).
+    """
+    table = load_table(output_dir, modality)
+    query_row = _row_of(table, query)
+    if query_row is not None:
+        vector = table.embeddings[query_row]
+    else:
+        vector = _embed_file(output_dir, table, query)
+    order, distances = search(
+        table.embeddings,
+        vector,
+        k + (query_row is not None),
+        metric,
+        index_path(output_dir, table, metric),
+        use_index,
+    )
+    neighbours = [
+        Neighbour(table.ids[i], table.uris[i], table.labels[i], float(d))
+        for i, d in zip(order, distances, strict=True)
+        if i != query_row
+    ]
+    return neighbours[:k]
+
+
+def format_neighbours(neighbours: list[Neighbour]) -> str:
+    lines = [f"{'rank':>4}  {'distance':>9}  {'label':<10}  {'id':<32}  uri"]
+    for rank, n in enumerate(neighbours, start=1):
+        lines.append(f"{rank:>4}  {n.distance:>9.4f}  {str(n.label):<10}  {n.id:<32}  {n.uri}")
+    return "\n".join(lines)
+
+
+def _row_of(table: EmbeddingTable, query: str) -> int | None:
+    row = table.row_of(query)
+    return row if row is not None else table.row_of(os.path.abspath(query))
+
+
+def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray:
+    """Featurizes and embeds a raw file with the model that wrote the table."""
+    if not os.path.isfile(path):
+        raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
+    modality = modality_for_uri(path)
+    model_dirs = read_run_record(output_dir)["options"]["models"]
+    if modality not in model_dirs:
+        raise UserError(
+            f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
+        )
+    model_dir = model_dirs[modality]
+    try:
+        info = read_model_info(model_dir)
+    except ValueError as error:
+        raise UserError(f"cannot embed {path}: the table's model is gone ({error})") from error
+    if info.model_version != table.model_version:
+        raise UserError(
+            f"the model at {model_dir} is version {info.model_version}, but the table was "
+            f"written by {table.model_version}; re-embed or restore that model"
+        )
+    with open(path, "rb") as handle:
+        try:
+            features = make_featurizer(info.modality, info.featurizer, model_dir)(handle.read())
+        except InvalidInput as error:
+            raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
+    import tensorflow as tf
+    from embedbeam.pipeline.model.encoder import embed_rows
+
+    model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
+    return embed_rows(model.signatures["embed"], SparseRows.stack([features]))[0]

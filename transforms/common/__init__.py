@@ -1,0 +1,1 @@
+"""What the stages share: the records between them, their coders, dead letters, progress."""

@@ -1,0 +1,167 @@
+"""Featurizing batches of refs in child processes, beside the process that runs the model.
+
+Reading and decoding hold the GIL for most of their time, and so does the
+rest of a bundle (Beam's bookkeeping, the writer), so a read-ahead thread
+overlaps little with them; a child process runs on a core of its own.
+
+Not multiprocessing or ProcessPoolExecutor: their spawned children import
+the launching script first (`embedbeam` -> embedbeam.pipeline.cli.main, hence Beam and
+TensorFlow: 3 s and 320 MB each), and forking a process that runs
+TensorFlow's threads can deadlock. A child here is a Python that imports
+this module and the featurizers, nothing more (~0.3 s);
+batches and results travel over pipes as multiprocessing Connections.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import logging
+import os
+import queue
+import subprocess
+import sys
+import threading
+import traceback
+import weakref
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
+
+from embedbeam.transforms.common.records import InputRef
+from embedbeam.transforms.sparse.ref_featurizer import FeaturizedRefs, RefFeaturizerSpec
+
+_STOP_TIMEOUT_S = 10
+_PIPE_BYTES = 1 << 20
+# Imported by name, not run as __main__: what a child pickles must unpickle here.
+_CHILD_MAIN = "import embedbeam.transforms.sparse.featurize_processes as child; child.main()"
+
+
+class FeaturizeProcesses:
+    """`count` child processes featurizing batches of refs, taking turns.
+
+    `submit` hands a batch to the next child and returns the call that waits
+    for its result; call those in the order of submission.
+    """
+
+    def __init__(self, spec: RefFeaturizerSpec, count: int) -> None:
+        if count < 1:
+            raise ValueError(f"need at least one featurizing process, not {count}")
+        self._children = [_Child(spec) for _ in range(count)]
+        self._submitted = 0
+        # Children exit when their pipe closes: on close(), or when this object goes.
+        self._stop = weakref.finalize(self, _stop_all, self._children)
+
+    def submit(self, refs: Sequence[InputRef]) -> Callable[[], FeaturizedRefs]:
+        child = self._children[self._submitted % len(self._children)]
+        self._submitted += 1
+        child.send(list(refs))
+        return child.receive
+
+    def close(self) -> None:
+        self._stop()
+
+
+class FeaturizeProcessError(RuntimeError):
+    """A featurizing process failed as a whole (not one input: those are dead letters)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Failure:
+    traceback: str
+
+
+class _Child:
+    def __init__(self, spec: RefFeaturizerSpec) -> None:
+        requests_in, requests_out = _pipe()
+        results_in, results_out = _pipe()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_MAIN, str(requests_in), str(results_out)],
+            pass_fds=(requests_in, results_out),
+        )
+        os.close(requests_in)
+        os.close(results_out)
+        self._requests = Connection(requests_out, readable=False)
+        self._results = Connection(results_in, writable=False)
+        self.send(spec)
+
+    def send(self, request: RefFeaturizerSpec | list[InputRef]) -> None:
+        try:
+            self._requests.send(request)
+        except OSError as error:  # BrokenPipeError: the child is gone
+            raise self._exited() from error
+
+    def receive(self) -> FeaturizedRefs:
+        try:
+            result = self._results.recv()
+        except EOFError as error:
+            raise self._exited() from error
+        if isinstance(result, _Failure):
+            raise FeaturizeProcessError(f"a featurizing process failed:\n{result.traceback}")
+        return result
+
+    def stop(self) -> None:
+        self._requests.close()
+        try:
+            self._process.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._results.close()
+
+    def _exited(self) -> FeaturizeProcessError:
+        return FeaturizeProcessError(
+            f"a featurizing process (pid {self._process.pid}) exited with code "
+            f"{self._process.wait()}; its error, if any, is above on stderr"
+        )
+
+
+def _pipe() -> tuple[int, int]:
+    """A pipe that holds a whole batch or result, where possible, so neither side blocks
+    on the other's GIL to take it."""
+    read, write = os.pipe()
+    try:
+        fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    except (AttributeError, OSError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+    return read, write
+
+
+def _stop_all(children: list[_Child]) -> None:
+    for child in children:
+        child.stop()
+
+
+def _serve(requests: Connection, results: Connection) -> None:
+    """The child's loop: the spec first, then batches of refs until the pipe closes."""
+    try:
+        featurize = requests.recv().build()
+    except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+        results.send(_Failure(traceback.format_exc()))
+        return
+    batches: queue.SimpleQueue[list[InputRef] | None] = queue.SimpleQueue()
+    threading.Thread(target=_take_requests, args=(requests, batches), daemon=True).start()
+    while (refs := batches.get()) is not None:
+        try:
+            outcome: FeaturizedRefs | _Failure = featurize(refs)
+        except Exception:  # noqa: BLE001 - reported to the parent, which raises it
+            outcome = _Failure(traceback.format_exc())
+        results.send(outcome)
+
+
+def _take_requests(requests: Connection, batches: queue.SimpleQueue) -> None:
+    """Takes batches off the pipe as they arrive, so the parent never blocks sending one
+    while this process blocks sending it a result (a pipe holds 64 KB; results are more)."""
+    try:
+        while True:
+            batches.put(requests.recv())
+    except EOFError:
+        batches.put(None)
+
+
+def main() -> None:
+    """A child's entry point (_CHILD_MAIN): argv holds its two pipes' descriptors."""
+    logging.basicConfig(format="%(levelname)s featurize process %(process)d: %(message)s")
+    _serve(
+        Connection(int(sys.argv[1]), writable=False),
+        Connection(int(sys.argv[2]), readable=False),
+    )
