@@ -21,7 +21,9 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import ModelHandler, RunInference
+
 from embedbeam.transforms.common.dead_letters import to_dead_letter
+from embedbeam.transforms.common.metrics import METRICS_NAMESPACE
 from embedbeam.transforms.common.records import EmbeddedBatch, FeaturizedBatch
 from embedbeam.transforms.sparse import SparseRows
 
@@ -68,7 +70,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
         self._model_dir = model_dir
         self._max_batch_nnz = max_batch_nnz
         self._max_batch_rows = max_batch_rows
-        self._embedded = Metrics.counter("embedbeam", "inputs_embedded")
+        self._embedded = Metrics.counter(METRICS_NAMESPACE, "inputs_embedded")
 
     def load_model(self) -> Any:
         # Imported here, not at module import: workers that never embed stay TF-free,
@@ -112,7 +114,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
         return sum(example.rows.ids.nbytes + example.rows.weights.nbytes for example in batch)
 
     def get_metrics_namespace(self) -> str:
-        return "embedbeam"
+        return METRICS_NAMESPACE
 
 
 def _nnz(example: FeaturizedBatch) -> int:

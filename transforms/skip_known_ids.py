@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
+from embedbeam.transforms.common.metrics import METRICS_NAMESPACE
 from embedbeam.transforms.common.records import InputRef
 from embedbeam.transforms.table.files import read_parquet
 
@@ -52,7 +54,7 @@ class SkipKnownIds(beam.PTransform):
 class _SkipKnownIdsFn(beam.DoFn):
     def __init__(self, id_files: tuple[str, ...]) -> None:
         self._id_files = id_files
-        self._skipped = Metrics.counter("embedbeam", "inputs_skipped")
+        self._skipped = Metrics.counter(METRICS_NAMESPACE, "inputs_skipped")
         self._known: set[str] | None = None
 
     def process(self, refs: list[InputRef]) -> Iterator[list[InputRef] | beam.pvalue.TaggedOutput]:

@@ -21,6 +21,8 @@ import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
+
+from embedbeam.transforms.common.metrics import METRICS_NAMESPACE
 from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD
 from embedbeam.transforms.table.shards import write_shard_batches
 
@@ -51,7 +53,7 @@ class _WriteShardsFn(beam.DoFn):
         self._directory = directory
         self._schema = schema
         self._rows_per_shard = rows_per_shard
-        self._shards = Metrics.counter("embedbeam", "shards_written")
+        self._shards = Metrics.counter(METRICS_NAMESPACE, "shards_written")
         self._buffer: list[pa.RecordBatch] = []
         self._buffered_rows = 0
 

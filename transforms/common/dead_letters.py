@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+
+from embedbeam.transforms.common.metrics import METRICS_NAMESPACE
 from embedbeam.transforms.common.records import DEAD_LETTER_TAG, DeadLetter, dead_letter_for
 
 
@@ -23,5 +25,5 @@ def tagged(dead_letter: DeadLetter) -> beam.pvalue.TaggedOutput:
 
 
 def counted(dead_letter: DeadLetter) -> DeadLetter:
-    Metrics.counter("embedbeam", f"dead_letters_{dead_letter.stage}").inc()
+    Metrics.counter(METRICS_NAMESPACE, f"dead_letters_{dead_letter.stage}").inc()
     return dead_letter
