@@ -217,7 +217,8 @@ def main() -> None:
     test_dir = materialize(work / "digits", "test", None)
     model = work / "model-dauto"
     if not (model / "model.json").exists():
-        # In a child: a first run that trained in this process grew to 18 GB and was OOM-killed.
+        # In a child, so that training's memory is not held by the process that measures
+        # (bench/README.md, 'Why the code is this way').
         train = ["train", "--input", f"{train_dir}/*/*.png", "--output", str(model), "--overwrite"]
         subprocess.run([sys.executable, "-m", "embedbeam.pipeline.cli.main", *train], check=True)
     test_images = sorted(test_dir.glob("*/*.png"))

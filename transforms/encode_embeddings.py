@@ -40,10 +40,10 @@ def default_max_batch_nnz(vocabulary_size: int) -> int:
     """Non-zeros per encoder call unless --max-batch-nnz says otherwise.
 
     A dense lookup costs little per row and much per call (TensorFlow's
-    Python side): on 100k MNIST the model stage took 1.6-1.8 s at 65,536
-    and 1.2-1.3 s at 262,144 (a batch of 1,024 digits a call);
-    `max_batch_rows` bounds its memory. The sparse lookup gathers a table row
-    per non-zero and was fastest at 16,384 (bench/README.md).
+    Python side), so its calls are large (a whole batch of digits is one
+    call) and `max_batch_rows` bounds their memory. The sparse lookup gathers
+    a table row per non-zero, so its calls stay small enough for those rows
+    to fit in cache (measured in bench/README.md, 'Why the code is this way').
     """
     return 262_144 if vocabulary_size <= DENSE_LOOKUP_MAX_VOCABULARY else 16_384
 
@@ -62,7 +62,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
     Each example is a FeaturizedBatch (the inputs read and featurized
     together); its inference is their EmbeddedBatch. Examples carry their
     inputs, so no KeyedModelHandler is needed (it pickles every key of every
-    call only to report bytes: 100k InputRefs, 0.2 s on 100k MNIST here).
+    call only to report bytes).
     """
 
     def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
@@ -103,7 +103,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
     def batch_elements_kwargs(self) -> dict[str, Any]:
         """RunInference groups examples up to `max_batch_nnz` non-zeros. A fixed target
         (min = max): examples are batches already, and an adaptive one refits a
-        regression after every call (about 2% of a 100k MNIST run here)."""
+        regression after every call."""
         return {
             "min_batch_size": self._max_batch_nnz,
             "max_batch_size": self._max_batch_nnz,

@@ -17,9 +17,10 @@ _DEAD_LETTERS_PER_BATCH = 1024
 class WriteDeadLetters(beam.PTransform):
     """PCollection[DeadLetter] -> PCollection[str]: the names of the complete shards written.
 
-    Written like embeddings (WriteParquetShards), not by Beam's WriteToParquet:
-    its finalizing steps were 5 of the embed job's 12 stages, 0.1 s of the
-    0.5 s a 10-image job took (bench/README.md). No dead letters, no shard:
+    Written like embeddings (WriteParquetShards), not by Beam's WriteToParquet,
+    whose finalizing steps add stages of their own to every job, a fixed cost
+    that small jobs feel most (measured in bench/README.md, 'Why the code is
+    this way'). No dead letters, no shard:
     whoever needs the table to exist anyway adds `write_empty_dead_letters`.
     """
 
@@ -31,7 +32,7 @@ class WriteDeadLetters(beam.PTransform):
     def expand(self, dead_letters: beam.PCollection[DeadLetter]) -> beam.PCollection[str]:
         return (
             dead_letters
-            # A record batch per dead letter cost 25 us more each (20k corrupt files, 2.9 vs 2.4 s).
+            # Many dead letters to a record batch: one record batch each costs far more.
             | "BatchDeadLetters"
             >> beam.BatchElements(
                 min_batch_size=_DEAD_LETTERS_PER_BATCH, max_batch_size=_DEAD_LETTERS_PER_BATCH

@@ -8,9 +8,9 @@
 
 Every stage also emits dead letters; they all reach WriteEmbeddings, which
 refuses to commit unless inputs seen = rows + dead letters. From listing to
-the Parquet writer, elements are batches of inputs (bench/README.md measures
-why: Beam's per-element cost, paid once per batch, and numpy, TFT and Arrow
-over a batch); AssignClusters hands the writer each batch's rows as one Arrow
+the Parquet writer, elements are batches of inputs, so that Beam's
+per-element cost is paid once per batch and numpy, TFT and Arrow work over a
+whole batch; AssignClusters hands the writer each batch's rows as one Arrow
 record batch.
 """
 
@@ -137,8 +137,8 @@ def build_embed_pipeline(
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
     # Reshuffling spreads the batches over workers. With one worker it would only
-    # pickle them all and make reading wait for the end of listing (1 s of 8 s on
-    # 100k MNIST, bench/README.md): the batches go straight on.
+    # pickle them all and make reading wait for the end of listing: the batches go
+    # straight on.
     ref_batches = (
         to_embed if one_worker(options) else to_embed | "SpreadInputBatches" >> beam.Reshuffle()
     )
@@ -220,8 +220,8 @@ def build_embed_pipeline(
 def embed(options: PipelineOptions) -> PipelineResult:
     """Runs the embed job and checks that it committed, since a runner may report
     success for a graph it did not run whole (DaskRunner, deploy/dask/README.md)."""
-    # What is loaded by now (Beam, TensorFlow: ~500k objects) outlives the job; frozen
-    # while it runs, no full garbage collection walks it (~0.5 s each).
+    # What is loaded by now (Beam, TensorFlow) outlives the job; frozen while it runs,
+    # it is not walked by every full garbage collection.
     gc.freeze()
     try:
         run_id = _new_run_id()

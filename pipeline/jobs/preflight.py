@@ -20,15 +20,16 @@ from embedbeam.transforms.list_inputs import (
 from embedbeam.transforms.sparse.modalities import MODALITIES
 from embedbeam.transforms.table.files import match_paths
 
-# Inputs from which featurizing processes repay their start-up: on MNIST, 100k
-# ran 10% faster with one, 30k even, 10k 0.3-0.6 s slower (bench/README.md).
+# Inputs from which featurizing processes repay their start-up; in smaller jobs the
+# parent waits for the child's start and first batch (measured in bench/README.md,
+# 'Why the code is this way').
 FEATURIZE_PROCESSES_MIN_INPUTS = 50_000
 
 
 def input_source(options: JobOptions) -> InputSource:
     """The job's InputSource, after checking that it names some inputs."""
     if options.input:
-        # One match is enough to know it is not empty (listing 100k files costs ~1 s).
+        # One match is enough to know it is not empty; the job lists the whole glob later.
         if not FileSystems.match([options.input], limits=[1])[0].metadata_list:
             raise UserError(f"--input {options.input!r} matches no files")
         return InputSource(

@@ -84,10 +84,11 @@ class SparseEncoder(tf.Module):
         """The sparse input layer: weighted sum of the rows' id vectors, [num_rows, units].
 
         Over a small vocabulary (pixels, spectrogram cells) the rows are laid
-        out dense and multiplied by the table: 2.6x faster on MNIST than the
-        sparse lookup, which gathers a table row per non-zero (bench/README.md,
-        fourth round). Large vocabularies (words, package names) keep the
-        sparse lookup, whose memory grows with the non-zeros only.
+        out dense and multiplied by the table: one matrix product, where the
+        sparse lookup gathers a table row per non-zero (measured in
+        bench/README.md, 'Why the code is this way'). Large vocabularies
+        (words, package names) keep the sparse lookup, whose memory grows with
+        the non-zeros only.
         """
         vocabulary_size = self.table.shape[0]
         if vocabulary_size <= DENSE_LOOKUP_MAX_VOCABULARY:

@@ -14,7 +14,7 @@ def split_by_modality(
 
     A job of one modality needs no Partition: a step fewer for every batch,
     and a PCollection fewer whose elements Beam samples by pickling them to
-    estimate their size (bench/README.md, sixth round).
+    estimate their size.
     """
     if len(modalities) == 1:
         return [batches]

@@ -1,10 +1,10 @@
 """Coders for the embed job's batches: pickle, as Beam's fallback coder, but a cheap size.
 
 Beam samples the elements of every PCollection to estimate their size, and
-its fallback coder estimates by pickling the whole element: a batch of 1,024
-MNIST rows is 1.7 MB to copy, a batch of refs 1,024 pickles; on 100k MNIST,
-0.17 s of the parent's 3.3 CPU seconds (bench/README.md, sixth round).
-These estimate from lengths instead. Registered for their types here, they
+its fallback coder estimates by pickling the whole element: a batch of rows
+is a large copy, a batch of refs one pickle per ref (measured in
+bench/README.md, 'Why the code is this way'). These estimate from lengths
+instead. Registered for their types here, they
 serve every PCollection declared with those types (`with_output_types`), so
 modules that declare them import this one.
 """

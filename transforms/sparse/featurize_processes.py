@@ -6,9 +6,9 @@ overlaps little with them; a child process runs on a core of its own.
 
 Not multiprocessing or ProcessPoolExecutor: their spawned children import
 the launching script first (`embedbeam` -> embedbeam.pipeline.cli.main, hence Beam and
-TensorFlow: 3 s and 320 MB each), and forking a process that runs
-TensorFlow's threads can deadlock. A child here is a Python that imports
-this module and the featurizers, nothing more (~0.3 s);
+TensorFlow in every child, slow to start and large), and forking a process
+that runs TensorFlow's threads can deadlock. A child here is a Python that
+imports this module and the featurizers, nothing more, so it starts quickly;
 batches and results travel over pipes as multiprocessing Connections.
 """
 

@@ -18,7 +18,8 @@ READ_STAGE = "read"
 LIST_STAGE = "list"  # the stage of refs that listing marked broken (InputRef.problem)
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 # Reads go in chunks this size: `read(max_bytes + 1)` would allocate the whole
-# limit (20 MB) for every file, 30 us wasted on a 300-byte PNG.
+# limit (DEFAULT_MAX_BYTES unless --max-input-bytes says otherwise) for every
+# file, however small.
 READ_CHUNK_BYTES = 64 * 1024
 
 
@@ -69,13 +70,13 @@ def read_bounded(ref: InputRef, max_bytes: int) -> bytes:
 def _read_file(uri: str, limit: int) -> bytes:
     """Up to `limit` bytes of the file at `uri`.
 
-    A local file is read with os.open and os.read: 3.5 us for a small file
-    against 12.8 through FileSystems.open (a new FileSystem object, a buffered
-    reader), and each system call lets another thread take the GIL, which the
-    reader must then wait to get back. In the embed job, whose read-ahead
-    thread shares the GIL with the model's, that took 100k MNIST from 8.9 to
-    7.1 s (bench/README.md). Every other scheme goes through Beam's
-    FileSystems, imported only then (this module stays light without it).
+    A local file is read with os.open and os.read, not FileSystems.open (a
+    new FileSystem object, a buffered reader): less work per file and fewer
+    system calls, each of which lets another thread take the GIL, which the
+    reader must then wait to get back; in the embed job the read-ahead thread
+    shares the GIL with the model's (measured in bench/README.md, 'Why the
+    code is this way'). Every other scheme goes through Beam's FileSystems,
+    imported only then (this module stays light without it).
     """
     if "://" in uri:
         from apache_beam.io.filesystem import CompressionTypes
