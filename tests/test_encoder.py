@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
-from embedbeam.pipeline.jobs.train import auto_embedding_dim
+
+from embedbeam.pipeline.model.training import auto_embedding_dim
 from embedbeam.pipeline.model import encoder as encoder_module
 from embedbeam.pipeline.model.encoder import (
     SparseEncoder,
@@ -18,7 +19,6 @@ from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
 from embedbeam.transforms.encode_embeddings import SparseEncoderModelHandler
 from embedbeam.transforms.sparse import SparseRows
 from embedbeam.transforms.sparse.image import featurize_image
-
 from examples.digits import png_bytes
 
 

@@ -1,4 +1,5 @@
-"""ListInputs, ReadInputs and Featurize on a handful of real files, in a TestPipeline."""
+"""Listing, reading and featurizing on a handful of real files: plain functions, and the
+ListInputBatches and ReadAndFeaturize stages in a TestPipeline."""
 
 from __future__ import annotations
 
@@ -13,28 +14,47 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms.window import GlobalWindow
+from PIL import Image
+
 from embedbeam.transforms.common.records import DeadLetter, InputRef, id_for_uri
-from embedbeam.transforms.list_inputs import InputSource, ListInputs
+from embedbeam.transforms.list_inputs import InputSource, ListInputBatches, list_refs
 from embedbeam.transforms.read_and_featurize import (
     _BATCHES_IN_FLIGHT_PER_WORKER,
-    Featurize,
     ReadAndFeaturize,
     _ReadAndFeaturizeBatchFn,
 )
-from embedbeam.transforms.read_inputs import ReadInputs
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.modalities import modality_for_uri
-from embedbeam.transforms.sparse.read_bytes import READ_CHUNK_BYTES, read_bounded
+from embedbeam.transforms.sparse.read_bytes import (
+    DEFAULT_MAX_BYTES,
+    READ_CHUNK_BYTES,
+    read_bounded,
+    read_or_dead_letter,
+)
 from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
 from embedbeam.transforms.table.files import match_paths
-from PIL import Image
-
 from tests.conftest import encode
+
+IMAGES = {"image": {"grid": 28, "threshold": 0.2}}
 
 
 def _file_stage_error(letter: DeadLetter) -> tuple[str, str, str]:
     """What a test says of a dead letter: its file's name, the stage and the reason."""
     return letter.uri.rsplit("/", 1)[-1], letter.stage, letter.error
+
+
+def _listed(p: beam.Pipeline, source: InputSource) -> beam.PCollection[InputRef]:
+    """Every ref ListInputBatches lists, one element each (in batches of two)."""
+    return p | ListInputBatches(source, batch_size=2) | beam.FlatMap(lambda batch: batch)
+
+
+def _read(source: InputSource) -> tuple[list[tuple[InputRef, bytes]], list[DeadLetter]]:
+    """What reading makes of every input listed: (ref, bytes) pairs, and dead letters."""
+    read, dead_letters = [], []
+    for ref in list_refs(source):
+        data = read_or_dead_letter(ref, DEFAULT_MAX_BYTES)
+        (dead_letters.append(data) if isinstance(data, DeadLetter) else read.append((ref, data)))
+    return read, dead_letters
 
 
 @pytest.fixture
@@ -49,7 +69,7 @@ def image_folder(tmp_path, seven_png):
 
 def test_a_glob_lists_files_with_labels_from_their_folders(image_folder):
     with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*"))
+        refs = _listed(p, InputSource(pattern=f"{image_folder}/*/*"))
 
         assert_that(
             refs | beam.Map(lambda ref: (ref.uri.rsplit("/", 2)[-2:], ref.label, ref.modality)),
@@ -93,7 +113,7 @@ def test_a_manifest_gives_ids_labels_and_resolves_relative_uris(image_folder, fm
         pq.write_table(pa.Table.from_pylist(rows), manifest)
 
     with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+        refs = _listed(p, InputSource(manifest=str(manifest)))
 
         assert_that(
             refs | beam.Map(lambda ref: (ref.id, ref.uri, ref.label)),
@@ -113,13 +133,13 @@ def test_reading_routes_missing_oversize_and_unknown_files_to_dead_letters(image
     manifest.write_text("uri\n7/a.png\n7/missing.png\n7/big.png\n7/notes.xyz\n")
 
     with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
-        raw, dead_letters = refs | ReadInputs(max_bytes=4000)
+        listed = p | ListInputBatches(InputSource(manifest=str(manifest)), batch_size=2)
+        featurized, dead_letters = listed | ReadAndFeaturize(IMAGES, max_bytes=4000)
 
         assert_that(
-            raw | beam.Map(lambda item: item.ref.uri.rsplit("/", 1)[-1]),
+            featurized | beam.FlatMap(lambda batch: [r.uri.rsplit("/", 1)[-1] for r in batch.refs]),
             equal_to(["a.png"]),
-            label="raw",
+            label="featurized",
         )
         assert_that(
             dead_letters | beam.Map(_file_stage_error),
@@ -159,36 +179,10 @@ def test_a_file_that_cannot_be_read_says_why(tmp_path):
     assert "IsADirectoryError" in str(caught.value)
 
 
-def test_featurize_keeps_digits_and_dead_letters_blank_or_unmodelled_inputs(image_folder):
-    (image_folder / "7" / "c.txt").write_text("seven")
-
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*.*[gt]"))
-        raw, _ = refs | ReadInputs()
-        featurized, dead_letters = raw | Featurize({"image": {"grid": 28, "threshold": 0.2}})
-
-        assert_that(
-            featurized | beam.Map(lambda item: (item.ref.label, item.features.nnz > 50)),
-            equal_to([("7", True)]),
-            label="featurized",
-        )
-        assert_that(
-            dead_letters | beam.Map(_file_stage_error),
-            equal_to(
-                [
-                    ("b.png", "featurize", "no_active_features"),
-                    ("c.txt", "featurize", "no_model_for_modality"),
-                ]
-            ),
-            label="dead letters",
-        )
-
-
 def test_stages_count_what_they_see_in_beam_metrics(image_folder):
     p = TestPipeline()
-    refs = p | ListInputs(InputSource(pattern=f"{image_folder}/*/*"))
-    raw, _ = refs | ReadInputs()
-    _ = raw | Featurize({"image": {"grid": 28, "threshold": 0.2}})
+    listed = p | ListInputBatches(InputSource(pattern=f"{image_folder}/*/*"), batch_size=2)
+    _ = listed | ReadAndFeaturize(IMAGES)
 
     result = p.run()
     result.wait_until_finish()
@@ -207,22 +201,14 @@ def test_manifest_rows_may_carry_their_text_or_ids_inline(tmp_path):
         + json.dumps({"id": "pkg2", "ids": []}) + "\n"
     )  # fmt: skip
 
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
-        raw, dead_letters = refs | ReadInputs()
+    read, dead_letters = _read(InputSource(manifest=str(manifest)))
 
-        assert_that(
-            raw
-            | beam.Map(lambda item: (item.ref.id, item.ref.modality, item.data, item.ref.inline)),
-            equal_to(
-                [
-                    ("doc1", "text", b"a sweet red fruit", None),
-                    ("pkg1", "ids", b"libc6\nperl", None),
-                    ("pkg2", "ids", b"", None),
-                ]
-            ),
-        )
-        assert_that(dead_letters, equal_to([]), label="no dead letters")
+    assert [(ref.id, ref.modality, data) for ref, data in read] == [
+        ("doc1", "text", b"a sweet red fruit"),
+        ("pkg1", "ids", b"libc6\nperl"),
+        ("pkg2", "ids", b""),
+    ]
+    assert dead_letters == []
 
 
 def test_each_jsonl_line_is_an_input_and_bad_lines_are_dead_letters(tmp_path):
@@ -235,21 +221,16 @@ def test_each_jsonl_line_is_an_input_and_bad_lines_are_dead_letters(tmp_path):
         + json.dumps({"title": "no body"}) + "\n"
     )  # fmt: skip
 
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(pattern=f"{tmp_path}/*/*.jsonl", text_field="body"))
-        raw, dead_letters = refs | ReadInputs()
+    read, dead_letters = _read(InputSource(pattern=f"{tmp_path}/*/*.jsonl", text_field="body"))
 
-        assert_that(
-            raw
-            | beam.Map(lambda item: (item.ref.uri.rsplit("#", 1)[-1], item.ref.label, item.data)),
-            equal_to([("1", "fruit", b"a sweet red fruit"), ("2", "banana", b"yellow and curved")]),
-            label="lines",
-        )
-        assert_that(
-            dead_letters | beam.Map(lambda letter: (letter.uri.rsplit("#", 1)[-1], letter.error)),
-            equal_to([("4", "bad_jsonl_line"), ("5", "bad_jsonl_line")]),
-            label="bad lines",
-        )
+    assert [(ref.uri.rsplit("#", 1)[-1], ref.label, data) for ref, data in read] == [
+        ("1", "fruit", b"a sweet red fruit"),
+        ("2", "banana", b"yellow and curved"),
+    ]
+    assert [(letter.uri.rsplit("#", 1)[-1], letter.error) for letter in dead_letters] == [
+        ("4", "bad_jsonl_line"),
+        ("5", "bad_jsonl_line"),
+    ]
 
 
 def test_the_first_row_of_an_id_wins_and_later_rows_are_dead_letters(image_folder):
@@ -258,30 +239,13 @@ def test_the_first_row_of_an_id_wins_and_later_rows_are_dead_letters(image_folde
         "uri,id,label\n7/a.png,x,first\nblank/b.png,x,second\nblank/b.png,y,\n7/a.png,x,third\n"
     )
 
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
-        raw, dead_letters = refs | ReadInputs()
+    read, dead_letters = _read(InputSource(manifest=str(manifest)))
 
-        assert_that(
-            raw | beam.Map(lambda item: (item.ref.id, item.ref.label)),
-            equal_to([("x", "first"), ("y", None)]),
-            label="first rows",
-        )
-        assert_that(
-            dead_letters
-            | beam.Map(
-                lambda letter: (
-                    letter.uri.rsplit("/", 1)[-1],
-                    letter.stage,
-                    letter.error,
-                    "row 1" in letter.message,
-                )
-            ),
-            equal_to(
-                [("b.png", "list", "duplicate_id", True), ("a.png", "list", "duplicate_id", True)]
-            ),
-            label="later rows",
-        )
+    assert [(ref.id, ref.label) for ref, _ in read] == [("x", "first"), ("y", None)]
+    assert [(*_file_stage_error(letter), "row 1" in letter.message) for letter in dead_letters] == [
+        ("b.png", "list", "duplicate_id", True),
+        ("a.png", "list", "duplicate_id", True),
+    ]
 
 
 def test_manifest_rows_that_do_not_parse_or_carry_bad_ids_are_dead_letters(image_folder):
@@ -295,55 +259,35 @@ def test_manifest_rows_that_do_not_parse_or_carry_bad_ids_are_dead_letters(image
         + json.dumps({"id": "pkg", "ids": [float("nan"), None, "libc6"]}) + "\n"
     )  # fmt: skip
 
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
-        raw, dead_letters = refs | ReadInputs()
+    read, dead_letters = _read(InputSource(manifest=str(manifest)))
 
-        assert_that(
-            raw | beam.Map(lambda item: (item.ref.id, item.ref.label, item.data[:6])),
-            equal_to(
-                [
-                    ("7", None, (image_folder / "7" / "a.png").read_bytes()[:6]),
-                    (
-                        id_for_uri(str(image_folder / "blank" / "b.png")),
-                        None,
-                        (image_folder / "blank" / "b.png").read_bytes()[:6],
-                    ),
-                    ("pkg", None, b"libc6"),
-                ]
-            ),  # fmt: skip
-            label="rows",
-        )
-        assert_that(
-            dead_letters | beam.Map(lambda letter: (letter.uri.rsplit("/", 1)[-1], letter.error)),
-            equal_to(
-                [
-                    ("manifest.jsonl#row=3", "bad_manifest_row"),
-                    ("manifest.jsonl#row=4", "bad_manifest_row"),
-                    ("a.png", "bad_id"),
-                ]
-            ),
-            label="dead letters",
-        )
+    assert [(ref.id, ref.label, data[:6]) for ref, data in read] == [
+        ("7", None, (image_folder / "7" / "a.png").read_bytes()[:6]),
+        (
+            id_for_uri(str(image_folder / "blank" / "b.png")),
+            None,
+            (image_folder / "blank" / "b.png").read_bytes()[:6],
+        ),
+        ("pkg", None, b"libc6"),
+    ]
+    assert sorted((letter.uri.rsplit("/", 1)[-1], letter.error) for letter in dead_letters) == [
+        ("a.png", "bad_id"),
+        ("manifest.jsonl#row=3", "bad_manifest_row"),
+        ("manifest.jsonl#row=4", "bad_manifest_row"),
+    ]
 
 
 def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_folder):
     manifest = image_folder / "manifest.csv"
     manifest.write_text("uri,id\n7/a.png,a\n7/a.png,b,extra\nblank/b.png,c\n")
 
-    with TestPipeline() as p:
-        refs = p | ListInputs(InputSource(manifest=str(manifest)))
+    refs = list_refs(InputSource(manifest=str(manifest)))
 
-        assert_that(
-            refs | beam.Map(lambda ref: (ref.id, ref.problem and ref.problem[0])),
-            equal_to(
-                [
-                    ("a", None),
-                    ("c", None),
-                    (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
-                ]
-            ),
-        )
+    assert [(ref.id, ref.problem and ref.problem[0]) for ref in refs] == [
+        ("a", None),
+        ("c", None),
+        (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
+    ]
 
 
 def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image_folder):
@@ -355,11 +299,7 @@ def test_read_and_featurize_takes_batches_and_gives_each_failure_its_stage(image
     refs.append(InputRef("gone", str(image_folder / "gone.png"), None, "image"))
 
     with TestPipeline() as p:
-        featurized, dead_letters = (
-            p
-            | beam.Create([refs[:2], refs[2:]])
-            | ReadAndFeaturize({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"})
-        )
+        featurized, dead_letters = p | beam.Create([refs[:2], refs[2:]]) | ReadAndFeaturize(IMAGES)
 
         assert_that(
             featurized
@@ -390,9 +330,7 @@ def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, pro
         InputRef(f"id{i}", str(path), path.parent.name, "image") for i, path in enumerate(paths)
     ]
     batches = [refs[start : start + 2] for start in range(0, 12, 2)]
-    spec = RefFeaturizerSpec(
-        {"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 1 << 20
-    )
+    spec = RefFeaturizerSpec(IMAGES, {}, 1 << 20)
     read_and_featurize = _ReadAndFeaturizeBatchFn(spec, None, processes)
     read_and_featurize.setup()
     read_and_featurize.start_bundle()
@@ -406,27 +344,3 @@ def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, pro
     assert [list(w.windows) for w in flushed] == [[GlobalWindow()]] * ahead
     emitted = [*itertools.chain(*emitted_per_batch), *(w.value for w in flushed)]
     assert [featurized.refs for featurized in emitted] == [tuple(batch) for batch in batches]
-
-
-def test_read_and_featurize_counts_every_batch_in_beam_metrics(digit_folders, image_folder):
-    digit_refs = [
-        InputRef(f"id{i}", str(path), path.parent.name, "image")
-        for i, path in enumerate(sorted(digit_folders.glob("test/*/*.png"))[:5])
-    ]
-    blank = InputRef("blank", str(image_folder / "blank" / "b.png"), None, "image")
-    p = TestPipeline()
-    _ = (
-        p
-        | beam.Create([digit_refs[:3], [*digit_refs[3:], blank]])
-        | ReadAndFeaturize({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"})
-    )
-
-    result = p.run()
-    result.wait_until_finish()
-
-    counters = {c.key.metric.name: c.committed for c in result.metrics().query()["counters"]}
-    assert (counters["inputs_seen"], counters["inputs_read"], counters["inputs_featurized"]) == (
-        6,
-        6,
-        5,
-    )

@@ -1,7 +1,9 @@
-"""ListInputs: a file glob or a manifest -> one `InputRef` per input, nothing read yet.
+"""ListInputBatches: a file glob or a manifest -> batches of `InputRef`s, nothing read yet.
 
 Listing is separate from reading so the job can count every input it has seen
-before anything can fail: inputs seen = rows written + dead letters.
+before anything can fail: inputs seen = rows written + dead letters. Refs that
+listing already knows are broken (a bad .jsonl line, a manifest row with an id
+used before) carry a `problem`; reading dead-letters them with stage `list`.
 """
 
 from __future__ import annotations
@@ -16,18 +18,18 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
-import embedbeam.transforms.common.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
 import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
+import embedbeam.transforms.common.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
 from embedbeam.transforms.common.records import InputRef, id_for_uri
 from embedbeam.transforms.sparse.modalities import modality_for_uri
 from embedbeam.transforms.table.files import absolute, match_paths
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
-MANIFEST_COLUMNS = ("uri", "id", "label", "modality", "text", "ids")
 # Columns that carry the input itself, so a row needs no `uri`.
 INLINE_COLUMNS = ("text", "ids")
 
@@ -50,34 +52,12 @@ class InputSource:
             raise ValueError("give exactly one of a file pattern or a manifest")
 
 
-class ListInputs(beam.PTransform):
-    """PBegin -> PCollection[InputRef], reshuffled so reading spreads over workers.
-
-    Refs that listing already knows are broken (a bad .jsonl line, a manifest
-    row with an id used before) carry a `problem`; reading dead-letters them
-    with stage `list`.
-    """
-
-    def __init__(self, source: InputSource) -> None:
-        super().__init__()
-        self._source = source
-
-    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[InputRef]:
-        return (
-            pbegin
-            | "Source" >> beam.Create([self._source])
-            | "ListRefs" >> beam.FlatMap(list_refs)
-            | "SpreadInputs" >> beam.Reshuffle()
-        )
-
-
-class ListInputBatches(beam.PTransform):
-    """PBegin -> PCollection[list[InputRef]]: the refs of ListInputs in lists of
-    `batch_size` (the last one shorter), in listing order, not yet spread.
+class ListInputBatches(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[list[InputRef]]]):
+    """PBegin -> every input of `source` as InputRefs, in lists of `batch_size` (the last
+    one shorter), in listing order, not yet spread over workers.
 
     Listing in batches means Beam handles each batch, not each input, from the
-    first step on: a step per element costs a few microseconds, as much as
-    reading a small file (bench/README.md).
+    first step on: a step per element costs about as much as reading a small file.
     """
 
     def __init__(self, source: InputSource, batch_size: int) -> None:

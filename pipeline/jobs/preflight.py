@@ -1,14 +1,21 @@
-"""What every job checks before it builds a graph: inputs exist, output is free."""
+"""What the jobs share: the checks before a graph is built (inputs exist, output is free),
+progress, and the one stage that reads and featurizes inputs for both."""
 
 from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Iterable
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
 
+import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
-from embedbeam.pipeline.jobs.options import JobOptions, UserError
+
+from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.jobs.options import JobOptions
 from embedbeam.transforms.common.progress import ProgressSpec
 from embedbeam.transforms.list_inputs import (
     INLINE_COLUMNS,
@@ -17,6 +24,7 @@ from embedbeam.transforms.list_inputs import (
     manifest_format,
     manifest_row_count,
 )
+from embedbeam.transforms.read_and_featurize import ReadAndFeaturize
 from embedbeam.transforms.sparse.modalities import MODALITIES
 from embedbeam.transforms.table.files import match_paths
 
@@ -102,3 +110,38 @@ def expected_inputs(source: InputSource) -> int | None:
         return manifest_row_count(source.manifest)
     paths = match_paths(source.pattern)
     return None if any(path.endswith(".jsonl") for path in paths) else len(paths)
+
+
+def new_run_id() -> str:
+    """A run's id: when it started (UTC, sortable) and a random suffix."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+
+
+def spread(ref_batches: beam.PCollection, options: PipelineOptions) -> beam.PCollection:
+    """Batches of refs spread over the workers (a Reshuffle). The in-process runner with
+    one worker has none to spread to: a reshuffle would only pickle every batch and make
+    reading wait for the end of listing, so the batches go straight on."""
+    if one_worker(options):
+        return ref_batches
+    return ref_batches | "SpreadInputBatches" >> beam.Reshuffle()
+
+
+def read_and_featurize(
+    options: PipelineOptions,
+    settings_by_modality: Mapping[str, Mapping[str, Any]],
+    expected: int | None,
+    progress: ProgressSpec,
+    vocabulary_dirs: Mapping[str, str] | None = None,
+    processes: int | None = None,
+) -> ReadAndFeaturize:
+    """The featurize stage of both jobs, so a model is trained on exactly the features it
+    embeds; `processes` None picks the default (default_featurize_processes)."""
+    if processes is None:
+        processes = default_featurize_processes(options, settings_by_modality, expected)
+    return ReadAndFeaturize(
+        settings_by_modality,
+        vocabulary_dirs,
+        max_bytes=options.view_as(JobOptions).max_input_bytes,
+        progress=progress,
+        processes=processes,
+    )

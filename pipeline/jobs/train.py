@@ -1,9 +1,11 @@
 """`embedbeam train`: featurize a labelled set on Beam, analyze it with TFT, fit, export.
 
-    ListInputs -> ReadInputs -> Featurize -> AnalyzeAndTransformDataset (TFT)
+    ListInputBatches -> ReadAndFeaturize (the embed job's stage) -> ToTrainingExamples
+        -> AnalyzeAndTransformDataset (TFT)
         -> transformed rows (Parquet, work dir) + transform_fn (model dir)
-    then, on the launching machine: fit the encoder, k-means on the training
-    embeddings, export the model directory (see pipeline/model/model_dir.py).
+    then, on the launching machine: fit the encoder (pipeline/model/training.py),
+    k-means on the training embeddings, export the model directory
+    (pipeline/model/model_dir.py).
 
 TFT learns the label vocabulary here (the softmax index of each label travels
 in the model as `transform_fn/` and the labels list of model.json), and for a
@@ -15,10 +17,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
-import hashlib
 import logging
-import os
 import posixpath
 import tempfile
 import time
@@ -34,33 +33,43 @@ import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
-from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions, UserError
+from sklearn.cluster import KMeans
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
     expected_inputs,
     input_source,
+    new_run_id,
     progress_spec,
+    read_and_featurize,
+    spread,
 )
 from embedbeam.pipeline.model import encoder as encoder_lib
 from embedbeam.pipeline.model import model_dir as model_dir_lib
-from embedbeam.pipeline.model.quality import cluster_purity, knn_accuracy
+from embedbeam.pipeline.model.quality import cluster_purity
+from embedbeam.pipeline.model.training import (
+    TrainingData,
+    auto_embedding_dim,
+    fit_at_width,
+    order_by_content,
+    validation_metrics,
+)
 from embedbeam.transforms.common.dead_letters import tagged_dead_letter
-from embedbeam.transforms.common.records import DEAD_LETTER_TAG, FeaturizedInput
-from embedbeam.transforms.list_inputs import InputSource, ListInputs
-from embedbeam.transforms.read_and_featurize import Featurize
-from embedbeam.transforms.read_inputs import ReadInputs
-from embedbeam.transforms.sparse import InvalidInput, SparseRows
+from embedbeam.transforms.common.records import DEAD_LETTER_TAG, FeaturizedBatch
+from embedbeam.transforms.list_inputs import InputSource, ListInputBatches
+from embedbeam.transforms.sparse import InvalidInput, TokenRows
 from embedbeam.transforms.sparse.modalities import MODALITIES, vocabulary_size
-from embedbeam.transforms.sparse.vocabulary import TOKENS, TokenFeatures
+from embedbeam.transforms.sparse.vocabulary import TOKENS
 from embedbeam.transforms.table.centroids import write_centroids
-from embedbeam.transforms.table.files import list_files, move_files
+from embedbeam.transforms.table.files import list_files, move_files, read_parquet
 from embedbeam.transforms.write_dead_letters import (
     WriteDeadLetters,
     dead_letter_shards,
     write_empty_dead_letters,
 )
-from sklearn.cluster import KMeans
-from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
 _LOG = logging.getLogger(__name__)
 
@@ -85,8 +94,9 @@ TRANSFORMED_SCHEMA = pa.schema(
     ]
 )
 TRANSFORMED_PREFIX = "transformed/part"
+TRAIN_STAGE = "train"  # the stage of an unlabelled input's dead letter
+TRAINING_BATCH_SIZE = 1024  # inputs listed, read and featurized together
 TRAINING_DEAD_LETTERS = "training_dead_letter"
-VALIDATION_SHARE = 0.1
 
 
 def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -134,26 +144,31 @@ def build_train_pipeline(
     model_dir: str,
     work_dir: str,
     pipeline: beam.Pipeline | None = None,
+    run_id: str = "train",
 ) -> beam.Pipeline:
     """The Beam half of training: everything up to the transformed training rows.
 
-    Writes the TFT transform graph and the training dead letters into
+    Inputs are listed and featurized by the embed job's stages
+    (preflight.read_and_featurize); the batches are then unbatched into TFT's
+    rows. Writes the TFT transform graph and the training dead letters into
     `model_dir`, the transformed rows into `work_dir`.
     """
     pipeline = pipeline or beam.Pipeline(options=options)
-    job = options.view_as(JobOptions)
     options = options.view_as(TrainOptions)
+    expected = expected_inputs(source)
     with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
-        refs = pipeline | "ListInputs" >> ListInputs(source)
-        raw_inputs, read_failures = refs | "ReadInputs" >> ReadInputs(
-            job.max_input_bytes, progress_spec("train", expected_inputs(source), options, work_dir)
+        listed = pipeline | "ListInputs" >> ListInputBatches(source, TRAINING_BATCH_SIZE)
+        featurized, featurize_failures = spread(
+            listed, options
+        ) | "ReadAndFeaturize" >> read_and_featurize(
+            options,
+            {options.modality: featurizer_settings(options)},
+            expected,
+            progress_spec("train", expected, options, run_id),
         )
-        featurized, featurize_failures = raw_inputs | "Featurize" >> Featurize(
-            {options.modality: featurizer_settings(options)}
-        )
-        labelled = featurized | "RequireLabel" >> beam.ParDo(_RequireLabel()).with_outputs(
-            DEAD_LETTER_TAG, main="labelled"
-        )
+        labelled = featurized | "ToTrainingExamples" >> beam.ParDo(
+            _TrainingExamples()
+        ).with_outputs(DEAD_LETTER_TAG, main="labelled")
         if MODALITIES[options.modality].uses_vocabulary:
             spec = RAW_TOKEN_SPEC
             preprocess = token_preprocessing_fn(options.top_k, options.oov_buckets)
@@ -170,7 +185,7 @@ def build_train_pipeline(
         )
         _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(model_dir)
         _ = (
-            (read_failures, featurize_failures, labelled[DEAD_LETTER_TAG])
+            (featurize_failures, labelled[DEAD_LETTER_TAG])
             | "FlattenDeadLetters" >> beam.Flatten()
             | "WriteDeadLetters"
             >> WriteDeadLetters(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
@@ -178,71 +193,31 @@ def build_train_pipeline(
     return pipeline
 
 
-class _RequireLabel(beam.DoFn):
-    """Training needs a label: an unlabelled input becomes a dead letter."""
+class _TrainingExamples(beam.DoFn):
+    """A featurized batch -> one TFT example per input (TFT analyzes rows, not batches).
 
-    def process(self, item: FeaturizedInput):
-        if item.ref.label is None:
-            error = InvalidInput("missing_label", "training inputs need a label")
-            yield tagged_dead_letter("train", item.ref.uri, error)
-            return
-        keys = {"id": item.ref.id.encode("utf-8"), "label": item.ref.label.encode("utf-8")}
-        if isinstance(item.features, TokenFeatures):
-            yield {**keys, TOKENS: [token.encode("utf-8") for token in item.features.tokens]}
-        else:
-            yield {**keys, "ids": item.features.ids, "weights": item.features.weights}
+    Training needs a label: an unlabelled input becomes a dead letter.
+    """
 
-
-def auto_embedding_dim(num_feature_ids: int) -> int:
-    """The rule of thumb: round(4th root of the number of possible ids), at least 2."""
-    return max(2, round(num_feature_ids**0.25))
+    def process(self, batch: FeaturizedBatch) -> Iterator[dict | beam.pvalue.TaggedOutput]:
+        rows = batch.rows
+        for index, ref in enumerate(batch.refs):
+            if ref.label is None:
+                error = InvalidInput("missing_label", "training inputs need a label")
+                yield tagged_dead_letter(TRAIN_STAGE, ref.uri, error)
+                continue
+            keys = {"id": ref.id.encode("utf-8"), "label": ref.label.encode("utf-8")}
+            if isinstance(rows, TokenRows):
+                yield {**keys, TOKENS: [token.encode("utf-8") for token in rows.row(index)]}
+            else:
+                start, end = rows.row_splits[index], rows.row_splits[index + 1]
+                yield {**keys, "ids": rows.ids[start:end], "weights": rows.weights[start:end]}
 
 
 def read_transformed(work_dir: str) -> pa.Table:
-    paths = [
-        metadata.path
-        for metadata in FileSystems.match([posixpath.join(work_dir, TRANSFORMED_PREFIX) + "*"])[
-            0
-        ].metadata_list
-    ]
-    tables = []
-    for path in sorted(paths):
-        with FileSystems.open(path) as handle:
-            tables.append(pq.read_table(pa.BufferReader(handle.read())))
-    return order_by_content(pa.concat_tables(tables))
-
-
-def order_by_content(table: pa.Table) -> pa.Table:
-    """Rows sorted by a hash of what they hold (label, ids, weights), as `content_key`.
-
-    Beam's row order is not deterministic, and ids hash where a file lives, so
-    neither may decide the order of training or the validation split: the same
-    inputs in another folder must train the same model.
-    """
-    rows = rows_of(table)
-    label_ids = table.column("label_id").to_numpy()
-    keys = []
-    for row, (start, end) in enumerate(zip(rows.row_splits[:-1], rows.row_splits[1:], strict=True)):
-        digest = hashlib.sha256(label_ids[row].astype(np.int64).tobytes())
-        digest.update(rows.ids[start:end].tobytes())
-        digest.update(rows.weights[start:end].tobytes())
-        keys.append(digest.hexdigest())
-    return table.append_column("content_key", pa.array(keys, pa.string())).sort_by("content_key")
-
-
-def rows_of(table: pa.Table) -> SparseRows:
-    ids = table.column("ids").combine_chunks()
-    weights = table.column("weights").combine_chunks()
-    return SparseRows(
-        ids=ids.values.to_numpy().astype(np.int64),
-        weights=weights.values.to_numpy().astype(np.float32),
-        row_splits=ids.offsets.to_numpy().astype(np.int64),
-    )
-
-
-def is_validation(content_key: str) -> bool:
-    """A stable 10% of rows, by their content hash, held out from fitting."""
-    return int(content_key[:8], 16) / 0xFFFFFFFF < VALIDATION_SHARE
+    """The transformed rows the Beam half wrote, in content order (order_by_content)."""
+    shards = sorted(list_files(posixpath.dirname(posixpath.join(work_dir, TRANSFORMED_PREFIX))))
+    return order_by_content(pa.concat_tables(read_parquet(path) for path in shards))
 
 
 def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
@@ -271,7 +246,7 @@ def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[
     `model_dir_prefix` plus a run id.
     """
     source = input_source(options.view_as(JobOptions))
-    run_id = f"{int(time.time())}-{os.getpid()}"
+    run_id = new_run_id()
     temp_location = options.view_as(GoogleCloudOptions).temp_location
     work_dir = (
         posixpath.join(temp_location, f"embedbeam-train-{run_id}")
@@ -280,30 +255,15 @@ def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[
     )
     model_dir = f"{model_dir_prefix}-{run_id}"
     try:
-        build_train_pipeline(options, source, model_dir, work_dir).run().wait_until_finish()
+        build_train_pipeline(
+            options, source, model_dir, work_dir, run_id=run_id
+        ).run().wait_until_finish()
         dead_letters = posixpath.join(model_dir, TRAINING_DEAD_LETTERS)
         if not dead_letter_shards(dead_letters):
             write_empty_dead_letters(dead_letters)
         yield work_dir, model_dir
     finally:
         FileSystems.delete([path for path in (work_dir, model_dir) if FileSystems.exists(path)])
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingData:
-    """The analyzed training rows, their labels and the split, ready to fit at any width."""
-
-    rows: SparseRows
-    label_ids: np.ndarray
-    labels: list[str]
-    num_ids: int
-    fit_index: np.ndarray
-    validation_index: np.ndarray
-
-    def validation(self) -> tuple[SparseRows, np.ndarray] | None:
-        if not self.validation_index.size:
-            return None
-        return self.rows.take(self.validation_index), self.label_ids[self.validation_index]
 
 
 def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> TrainingData:
@@ -321,44 +281,7 @@ def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> 
         num_ids = len(vocabulary) + options.oov_buckets
     else:
         num_ids = vocabulary_size(options.modality, featurizer_settings(options))
-    held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
-    return TrainingData(
-        rows=rows_of(table),
-        label_ids=table.column("label_id").to_numpy(),
-        labels=labels,
-        num_ids=num_ids,
-        fit_index=np.flatnonzero(~held_out),
-        validation_index=np.flatnonzero(held_out),
-    )
-
-
-def fit_at_width(
-    data: TrainingData, dim: int, config: encoder_lib.TrainingConfig
-) -> encoder_lib.SparseEncoder:
-    return encoder_lib.fit_encoder(
-        data.rows.take(data.fit_index),
-        data.label_ids[data.fit_index],
-        data.num_ids,
-        dim,
-        len(data.labels),
-        config,
-        data.validation(),
-    )
-
-
-def validation_metrics(
-    data: TrainingData, predicted: np.ndarray, embeddings: np.ndarray
-) -> dict[str, float]:
-    """Held-out label accuracy, and 5-NN accuracy of held-out embeddings among the fitted ones."""
-    fit, held_out = data.fit_index, data.validation_index
-    if not held_out.size:
-        return {}
-    return {
-        "validation_accuracy": float(np.mean(predicted[held_out] == data.label_ids[held_out])),
-        "validation_knn5_accuracy": knn_accuracy(
-            embeddings[fit], data.label_ids[fit], embeddings[held_out], data.label_ids[held_out]
-        ),
-    }
+    return TrainingData.from_transformed(table, labels, num_ids)
 
 
 def _fit_and_export(

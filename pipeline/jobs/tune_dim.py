@@ -17,14 +17,15 @@ import time
 
 import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
-from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions, TuneDimOptions, UserError
+
+from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions, TuneDimOptions
 from embedbeam.pipeline.jobs.preflight import check_output_dir
-from embedbeam.pipeline.jobs.train import (
+from embedbeam.pipeline.jobs.train import analyzed, load_training_data
+from embedbeam.pipeline.model.training import (
     TrainingData,
-    analyzed,
     auto_embedding_dim,
     fit_at_width,
-    load_training_data,
     validation_metrics,
 )
 from embedbeam.pipeline.model import encoder as encoder_lib

@@ -15,6 +15,7 @@ import pickle
 from typing import Any
 
 import apache_beam as beam
+
 from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
 
 # A pickled InputRef beside its strings: class reference, field names, framing.
@@ -50,9 +51,7 @@ class FeaturizedBatchCoder(_PickleCoder):
     coded_type = FeaturizedBatch
 
     def estimate_size(self, batch: FeaturizedBatch) -> int:
-        rows = batch.rows
-        arrays = rows.ids.nbytes + rows.weights.nbytes + rows.row_splits.nbytes
-        return arrays + sum(_ref_bytes(ref) for ref in batch.refs)
+        return batch.rows.nbytes + sum(_ref_bytes(ref) for ref in batch.refs)
 
 
 def _ref_bytes(ref: InputRef) -> int:

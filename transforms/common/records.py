@@ -13,7 +13,8 @@ import re
 
 import numpy as np
 import pyarrow as pa
-from embedbeam.transforms.sparse.features import InvalidInput, SparseFeatures, SparseRows
+
+from embedbeam.transforms.sparse.features import InvalidInput, SparseRows, TokenRows
 
 DEAD_LETTER_TAG = "dead_letter"
 _MAX_MESSAGE = 500
@@ -43,29 +44,18 @@ class InputRef:
         return self if self.inline is None else dataclasses.replace(self, inline=None)
 
 
-@dataclasses.dataclass(frozen=True)
-class RawInput:
-    ref: InputRef
-    data: bytes
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class FeaturizedInput:
-    ref: InputRef
-    features: SparseFeatures
-
-
 @dataclasses.dataclass(frozen=True, eq=False)
 class FeaturizedBatch:
     """Inputs of one modality featurized together: row i of `rows` belongs to `refs[i]`.
 
-    The embed job passes batches, not single inputs, from reading to cluster
-    assignment: Beam's cost per element is paid once per batch.
+    Both jobs pass batches, not single inputs, from reading on: Beam's cost per
+    element is paid once per batch. Rows are sparse ids and weights, or, for a
+    vocabulary modality in training (no vocabulary yet), tokens.
     """
 
     modality: str
     refs: tuple[InputRef, ...]
-    rows: SparseRows
+    rows: SparseRows | TokenRows
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

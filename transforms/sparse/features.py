@@ -69,6 +69,10 @@ class SparseRows:
     def lengths(self) -> np.ndarray:
         return np.diff(self.row_splits)
 
+    @property
+    def nbytes(self) -> int:
+        return self.ids.nbytes + self.weights.nbytes + self.row_splits.nbytes
+
     @classmethod
     def stack(cls, rows: list[SparseFeatures] | tuple[SparseFeatures, ...]) -> SparseRows:
         lengths = np.fromiter((row.nnz for row in rows), dtype=np.int64, count=len(rows))
@@ -128,6 +132,42 @@ class SparseRows:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class TokenRows:
+    """A batch of token lists laid end to end, as SparseRows lays out ids.
+
+    What a vocabulary modality (text, ids) featurizes to before a vocabulary
+    exists: training hands these tokens to TFT, which learns the vocabulary;
+    embedding turns them into SparseRows through that vocabulary.
+    """
+
+    tokens: list[str]
+    row_splits: np.ndarray
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.row_splits.size - 1)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.row_splits)
+
+    @property
+    def nbytes(self) -> int:
+        """About what the tokens take, without walking their objects."""
+        return sum(map(len, self.tokens)) + self.row_splits.nbytes
+
+    def row(self, index: int) -> list[str]:
+        return self.tokens[self.row_splits[index] : self.row_splits[index + 1]]
+
+    @classmethod
+    def stack(cls, documents: Sequence[list[str]]) -> TokenRows:
+        lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+        row_splits = np.zeros(len(documents) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=row_splits[1:])
+        return cls([token for document in documents for token in document], row_splits)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class BatchResult:
     """A batch of inputs featurized together.
 
@@ -135,7 +175,7 @@ class BatchResult:
     `failures` holds (input index, error) of every input that gave no row.
     """
 
-    rows: SparseRows
+    rows: SparseRows | TokenRows
     kept: np.ndarray
     failures: list[tuple[int, Exception]]
 
@@ -143,6 +183,8 @@ class BatchResult:
         """A batch of one as a plain call: its features, or its error raised."""
         if self.failures:
             raise self.failures[0][1]
+        if isinstance(self.rows, TokenRows):
+            raise TypeError("a vocabulary modality needs its model's vocabulary to give features")
         return SparseFeatures(ids=self.rows.ids, weights=self.rows.weights)
 
 

@@ -14,27 +14,35 @@ import posixpath
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from embedbeam.transforms.sparse import BatchResult, SparseFeatures, apply_each, featurize_each
-from embedbeam.transforms.sparse.audio import audio_vocabulary_size, featurize_audio
+from embedbeam.transforms.sparse import (
+    BatchResult,
+    SparseFeatures,
+    TokenRows,
+    apply_each,
+    featurize_each,
+)
+from embedbeam.transforms.sparse.audio import (
+    DEFAULT_FRAMES,
+    DEFAULT_MAX_SECONDS,
+    DEFAULT_MELS,
+    DEFAULT_THRESHOLD_DB,
+    audio_vocabulary_size,
+    featurize_audio,
+)
 from embedbeam.transforms.sparse.ids import id_tokens
 from embedbeam.transforms.sparse.image import (
+    DEFAULT_GRID,
+    DEFAULT_THRESHOLD,
     featurize_image,
     featurize_images,
     image_vocabulary_size,
 )
+from embedbeam.transforms.sparse.settings import VOCABULARY, Setting
+from embedbeam.transforms.sparse.settings import VOCABULARY, Setting
 from embedbeam.transforms.sparse.text import tokenize
-from embedbeam.transforms.sparse.vocabulary import TokenFeatures, VocabularyTransform
+from embedbeam.transforms.sparse.vocabulary import VocabularyTransform
 
-Featurizer = Callable[[bytes], SparseFeatures | TokenFeatures]
 BatchFeaturizer = Callable[[Sequence[bytes]], BatchResult]
-
-
-def _tokenize_text(data: bytes, bigrams: bool) -> TokenFeatures:
-    return TokenFeatures(tokenize(data, bigrams=bigrams))
-
-
-def _id_tokens(data: bytes) -> TokenFeatures:
-    return TokenFeatures(id_tokens(data))
 
 
 EXTENSIONS: Mapping[str, tuple[str, ...]] = {
@@ -47,7 +55,7 @@ _MODALITY_BY_EXTENSION = {ext: modality for modality, exts in EXTENSIONS.items()
 
 @dataclasses.dataclass(frozen=True)
 class Modality:
-    featurize: Callable[..., SparseFeatures | TokenFeatures]
+    featurize: Callable[..., SparseFeatures | list[str]]  # one input: features, or tokens
     settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
     # Number of possible ids, from the settings; None where TFT's vocabulary decides it.
     vocabulary_size: Callable[[Mapping[str, Any]], int] | None
@@ -64,6 +72,17 @@ class Modality:
     # (librosa takes 2.4 s to start, its work leaves the GIL already), nor for
     # vocabularies (a child would load TensorFlow for TFT: 5-6 s).
     featurizes_in_processes: bool = False
+    # What a user may set of `settings` and `vocabulary_settings`, in that order: the
+    # name, type, default and meaning of each, from which `embedbeam train` makes its
+    # flags (pipeline/cli/flags.py). Modalities that share a setting share its flag.
+    flags: tuple[Setting, ...] = ()
+
+    def __post_init__(self) -> None:
+        declared = tuple(setting.name for setting in self.flags)
+        if declared != self.recorded_settings:
+            raise ValueError(
+                f"flags {declared} must declare the settings {self.recorded_settings}, in order"
+            )
 
     @property
     def uses_vocabulary(self) -> bool:
@@ -82,17 +101,65 @@ MODALITIES: Mapping[str, Modality] = {
         lambda settings: image_vocabulary_size(settings["grid"]),
         featurize_batch=featurize_images,
         featurizes_in_processes=True,
+        flags=(
+            Setting(
+                "grid",
+                int,
+                DEFAULT_GRID,
+                "inputs are fitted onto a grid x grid raster; each cell is one feature id.",
+            ),
+            Setting(
+                "threshold",
+                float,
+                DEFAULT_THRESHOLD,
+                "cells brighter than this (0..1, after inverting light backgrounds) are active.",
+            ),
+        ),
     ),
     "audio": Modality(
         featurize_audio,
         ("mels", "frames", "threshold_db", "max_seconds"),
         lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
         reads_prefix=True,
+        flags=(
+            Setting("mels", int, DEFAULT_MELS, "mel bands of the spectrogram grid."),
+            Setting(
+                "frames",
+                int,
+                DEFAULT_FRAMES,
+                "equal time slices the (silence-trimmed) clip is pooled onto.",
+            ),
+            Setting(
+                "threshold_db",
+                float,
+                DEFAULT_THRESHOLD_DB,
+                "cells louder than this many dB relative to the clip's peak are active.",
+            ),
+            Setting(
+                "max_seconds",
+                float,
+                DEFAULT_MAX_SECONDS,
+                "only the first this many seconds are decoded.",
+            ),
+        ),
     ),
     "text": Modality(
-        _tokenize_text, ("bigrams",), None, vocabulary_settings=("top_k", "oov_buckets")
+        tokenize,
+        ("bigrams",),
+        None,
+        vocabulary_settings=("top_k", "oov_buckets"),
+        flags=(
+            Setting("bigrams", bool, False, "add neighbouring-token bigrams to the tokens."),
+            *VOCABULARY,
+        ),
     ),
-    "ids": Modality(_id_tokens, (), None, vocabulary_settings=("top_k", "oov_buckets")),
+    "ids": Modality(
+        id_tokens,
+        (),
+        None,
+        vocabulary_settings=("top_k", "oov_buckets"),
+        flags=VOCABULARY,
+    ),
 }
 SUPPORTED = tuple(MODALITIES)
 
@@ -103,32 +170,16 @@ def modality_for_uri(uri: str) -> str | None:
     return _MODALITY_BY_EXTENSION.get(extension)
 
 
-def make_featurizer(
-    modality: str, settings: Mapping[str, Any], vocabulary_dir: str | None = None
-) -> Featurizer:
-    """The featurizer of `modality`, configured exactly as at training time.
-
-    For a vocabulary modality it yields TokenFeatures, unless `vocabulary_dir`
-    (a model directory) is given: then the model's TFT graph turns the tokens
-    into SparseFeatures, as at embedding time.
-    """
-    spec = _spec(modality)
-    featurize = functools.partial(
-        spec.featurize, **{name: settings[name] for name in spec.settings}
-    )
-    if spec.uses_vocabulary and vocabulary_dir is not None:
-        transform = VocabularyTransform(vocabulary_dir)
-        return lambda data: transform(featurize(data))
-    return featurize
-
-
 def make_batch_featurizer(
-    modality: str, settings: Mapping[str, Any], vocabulary_dir: str
+    modality: str, settings: Mapping[str, Any], vocabulary_dir: str | None = None
 ) -> BatchFeaturizer:
-    """`make_featurizer` over a batch of inputs: one SparseRows for all that featurize.
+    """The featurizer of `modality` over a batch of inputs, configured exactly as the
+    model recorded it: one set of rows for all inputs that featurize.
 
-    Image batches run through numpy together; a vocabulary modality tokenizes
-    each input and applies the model's TFT graph once to the whole batch.
+    Image batches run through numpy together. A vocabulary modality tokenizes
+    each input; with `vocabulary_dir` (a model directory) the model's TFT graph
+    turns the whole batch into SparseRows at once, as embedding does; without
+    one the rows are TokenRows, which training hands to TFT to learn it.
     """
     spec = _spec(modality)
     kwargs = {name: settings[name] for name in spec.settings}
@@ -137,13 +188,23 @@ def make_batch_featurizer(
     featurize = functools.partial(spec.featurize, **kwargs)
     if not spec.uses_vocabulary:
         return functools.partial(featurize_each, featurize)
-    transform = VocabularyTransform(vocabulary_dir)
+    to_ids = VocabularyTransform(vocabulary_dir) if vocabulary_dir is not None else None
 
     def featurize_documents(datas: Sequence[bytes]) -> BatchResult:
         documents, kept, failures = apply_each(featurize, datas)
-        return BatchResult(transform.transform_batch(documents), kept, failures)
+        tokens = TokenRows.stack(documents)
+        return BatchResult(tokens if to_ids is None else to_ids(tokens), kept, failures)
 
     return featurize_documents
+
+
+def make_featurizer(
+    modality: str, settings: Mapping[str, Any], vocabulary_dir: str | None = None
+) -> Callable[[bytes], SparseFeatures]:
+    """One input at a time (a `similar` query, a plain loop): the batch featurizer on a
+    batch of one, so a single input is featurized exactly as in a job."""
+    featurize_batch = make_batch_featurizer(modality, settings, vocabulary_dir)
+    return lambda data: featurize_batch([data]).single()
 
 
 def vocabulary_size(modality: str, settings: Mapping[str, Any]) -> int:

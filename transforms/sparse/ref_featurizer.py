@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from embedbeam.transforms.common.records import DeadLetter, InputRef, dead_letter_for
-from embedbeam.transforms.sparse import InvalidInput, SparseRows
+from embedbeam.transforms.sparse import InvalidInput, SparseRows, TokenRows
 from embedbeam.transforms.sparse.modalities import BatchFeaturizer, make_batch_featurizer
 from embedbeam.transforms.sparse.read_bytes import read_or_dead_letter
 
@@ -26,7 +27,7 @@ class FeaturizedRows:
 
     modality: str
     positions: np.ndarray
-    rows: SparseRows
+    rows: SparseRows | TokenRows
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -51,7 +52,9 @@ class RefFeaturizerSpec:
     def build(self) -> RefFeaturizer:
         return RefFeaturizer(
             {
-                modality: make_batch_featurizer(modality, settings, self.vocabulary_dirs[modality])
+                modality: make_batch_featurizer(
+                    modality, settings, self.vocabulary_dirs.get(modality)
+                )
                 for modality, settings in self.settings_by_modality.items()
             },
             self.max_bytes,

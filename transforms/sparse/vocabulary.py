@@ -1,4 +1,4 @@
-"""Tokens -> SparseFeatures through the TFT transform graph saved at training.
+"""Tokens -> sparse rows through the TFT transform graph saved at training.
 
 Text (and categorical ids) get their feature ids from a vocabulary TFT
 learned over the training set, and their weights from TFT's tf-idf. The
@@ -13,25 +13,13 @@ document on its own, so a document's row does not depend on its batch.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from embedbeam.transforms.sparse import SparseFeatures, SparseRows
+
+from embedbeam.transforms.sparse import SparseRows, TokenRows
 
 TOKENS = "tokens"
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class TokenFeatures:
-    """A document's tokens, before the vocabulary turns them into ids."""
-
-    tokens: list[str]
-
-    @property
-    def nnz(self) -> int:
-        return len(self.tokens)
 
 
 class VocabularyTransform:
@@ -41,28 +29,23 @@ class VocabularyTransform:
         self._model_dir = model_dir
         self._transform_output: Any = None
 
-    def __call__(self, features: TokenFeatures) -> SparseFeatures:
-        rows = self.transform_batch([features])
-        return SparseFeatures(ids=rows.ids, weights=rows.weights)
-
-    def transform_batch(self, documents: Sequence[TokenFeatures]) -> SparseRows:
-        """Row i holds the ids and tf-idf weights of `documents[i]`."""
+    def __call__(self, documents: TokenRows) -> SparseRows:
+        """Row i holds the ids and tf-idf weights of document i."""
         import tensorflow as tf
         import tensorflow_transform as tft
 
-        if not documents:
+        if not documents.num_rows:
             return SparseRows.stack([])
         if self._transform_output is None:
             self._transform_output = tft.TFTransformOutput(self._model_dir)
-        lengths = np.fromiter((len(doc.tokens) for doc in documents), np.int64, len(documents))
-        row_of_token = np.repeat(np.arange(len(documents)), lengths)
-        starts = np.cumsum(lengths) - lengths
-        position = np.arange(lengths.sum()) - np.repeat(starts, lengths)
+        lengths = documents.lengths
+        row_of_token = np.repeat(np.arange(documents.num_rows), lengths)
+        position = np.arange(lengths.sum()) - np.repeat(documents.row_splits[:-1], lengths)
         raw = {
             TOKENS: tf.sparse.SparseTensor(
                 indices=np.stack([row_of_token, position], axis=1),
-                values=tf.constant([token for doc in documents for token in doc.tokens]),
-                dense_shape=[len(documents), int(lengths.max(initial=0))],
+                values=tf.constant(documents.tokens, tf.string),
+                dense_shape=[documents.num_rows, int(lengths.max(initial=0))],
             )
         }
         out = self._transform_output.transform_raw_features(raw, drop_unused_features=True)
@@ -72,6 +55,6 @@ class VocabularyTransform:
         if np.any(np.diff(row_of_id) < 0):  # keep each row's values together, in their order
             order = np.argsort(row_of_id, kind="stable")
             row_of_id, ids, weights = row_of_id[order], ids[order], weights[order]
-        row_splits = np.zeros(len(documents) + 1, np.int64)
-        np.cumsum(np.bincount(row_of_id, minlength=len(documents)), out=row_splits[1:])
+        row_splits = np.zeros(documents.num_rows + 1, np.int64)
+        np.cumsum(np.bincount(row_of_id, minlength=documents.num_rows), out=row_splits[1:])
         return SparseRows(ids=ids, weights=weights, row_splits=row_splits)
