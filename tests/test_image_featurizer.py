@@ -7,11 +7,11 @@ import struct
 
 import numpy as np
 import pytest
+from PIL import Image, PngImagePlugin
+
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse import image as image_module
 from embedbeam.transforms.sparse.image import featurize_image, featurize_images
-from PIL import Image, PngImagePlugin
-
 from tests.conftest import encode
 
 
@@ -105,12 +105,12 @@ def test_a_header_promising_huge_dimensions_is_refused_before_decoding():
 
 def test_a_batch_featurizes_exactly_as_one_image_at_a_time(digits, seven_png):
     images, _ = digits
-    from examples.digits import png_bytes
+    from examples.digits import digit_png
 
     on_paper = encode(Image.fromarray(255 - np.asarray(Image.open(io.BytesIO(seven_png)))), "PNG")
     wide = Image.new("L", (56, 28))
     wide.paste(Image.open(io.BytesIO(seven_png)), (14, 0))
-    datas = [png_bytes(images[i]) for i in range(0, 5000, 250)]
+    datas = [digit_png(images[i]) for i in range(0, 5000, 250)]
     datas[3:3] = [b"not an image", on_paper, encode(Image.new("L", (28, 28)), "PNG")]
     datas.append(encode(wide, "JPEG"))
 
@@ -150,14 +150,14 @@ def _with_broken_checksum(png: bytes, chunk: bytes) -> bytes:
 
 def test_libpng_and_pillow_agree_on_every_pixel_and_every_refusal(digits, seven_png, monkeypatch):
     """Plain grayscale PNGs take libpng; the features and dead letters are Pillow's, byte for byte."""
-    from examples.digits import png_bytes
+    from examples.digits import digit_png
 
     images, _ = digits
     with_text = io.BytesIO()
     text = PngImagePlugin.PngInfo()
     text.add_text("scanner", "flatbed")
     Image.open(io.BytesIO(seven_png)).save(with_text, "PNG", pnginfo=text)
-    datas = [png_bytes(images[i]) for i in range(0, 5000, 50)]
+    datas = [digit_png(images[i]) for i in range(0, 5000, 50)]
     datas += [
         seven_png[: len(seven_png) // 2],  # truncated
         seven_png[: len(seven_png) - 12],  # no IEND: both decoders read it

@@ -14,6 +14,9 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
+from sklearn.cluster import KMeans
+from sklearn.metrics import pairwise_distances_argmin
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.jobs.embed import build_embed_pipeline
 from embedbeam.pipeline.model.quality import cluster_purity
@@ -30,8 +33,6 @@ from embedbeam.transforms.recluster import (
 )
 from embedbeam.transforms.table.centroids import read_centroids
 from embedbeam.transforms.table.layout import embeddings_schema, vectors
-from sklearn.cluster import KMeans
-from sklearn.metrics import pairwise_distances_argmin
 
 BLOB_CENTRES = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], np.float32)
 
@@ -139,8 +140,7 @@ def test_recluster_assigns_every_row_to_its_blob_in_a_pipeline(tmp_path):
     unassigned, assigned = tmp_path / "unassigned", tmp_path / "assigned"
 
     def refit_summary(refit):
-        modality, record = refit
-        return modality, record["k"], record["sample_rows"], record["centroids"].shape
+        return refit.modality, refit.record["k"], refit.record["sample_rows"], refit.centroids.shape
 
     with TestPipeline() as p:
         shards, refit = (

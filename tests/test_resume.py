@@ -14,13 +14,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.jobs.options import UserError
 from embedbeam.pipeline.jobs.resume import plan_resume
 from embedbeam.transforms.common.records import id_for_uri
 from embedbeam.transforms.table.layout import embeddings_schema
 from embedbeam.transforms.table.shards import write_shard_batches
-
+from embedbeam.transforms.write_embeddings import ClusterSize
 from examples.digits import mnist_split, write_image_folder
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -53,7 +54,8 @@ def test_resume_keeps_the_table_and_whole_shards_with_ids_not_yet_kept(tmp_path)
     plan = plan_resume(str(out), {"image": "v1"})
 
     assert plan.keep[0] == table and len(plan.keep) == 2 and plan.keep[1] in (new, overlapping)
-    assert plan.rows == 4 and plan.cluster_sizes == (("image", 0, 2), ("image", 1, 2))
+    assert plan.rows == 4
+    assert plan.cluster_sizes == (ClusterSize("image", 0, 2), ClusterSize("image", 1, 2))
     assert plan.drop == ()
 
 
@@ -67,7 +69,7 @@ def test_resume_ignores_shards_of_an_interrupted_recluster_run(tmp_path):
 
     plan = plan_resume(str(out), {"image": "v1"})
 
-    assert plan.rows == 1 and plan.cluster_sizes == (("image", 0, 1),)
+    assert plan.rows == 1 and plan.cluster_sizes == (ClusterSize("image", 0, 1),)
 
 
 def test_resume_refuses_a_table_clustered_with_recluster(tmp_path):

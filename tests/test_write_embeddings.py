@@ -11,10 +11,23 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
-from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef
+
+from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef, StagedShard
 from embedbeam.transforms.table.centroids import read_centroids, write_centroids
-from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, embeddings_schema
-from embedbeam.transforms.write_embeddings import OutputModel, RunInfo, WriteEmbeddings
+from embedbeam.transforms.table.layout import (
+    DEAD_LETTER_SCHEMA,
+    EMBEDDINGS,
+    embeddings_schema,
+    staged_dir,
+)
+from embedbeam.transforms.table.shards import write_shard_batches
+from embedbeam.transforms.write_embeddings import (
+    OutputModel,
+    Refit,
+    RunInfo,
+    TableInputs,
+    WriteEmbeddings,
+)
 
 CENTROIDS = np.array([[0.0, 0.0], [10.0, 10.0]], np.float32)
 
@@ -48,14 +61,13 @@ def _write(
 ):
     run = RunInfo("run1", 0.0, {"k": "v"}, inputs_expected)
     with TestPipeline() as p:
-        pcolls = {
-            "rows": p | "Rows" >> beam.Create(rows),
-            "dead_letters": p | "DeadLetters" >> beam.Create(dead_letters),
-            "inputs": _ref_batches("Inputs", p, inputs_seen),
-        }
-        if skipped is not None:
-            pcolls["skipped"] = _ref_batches("Skipped", p, skipped)
-        _ = pcolls | WriteEmbeddings(str(output_dir), [output_model], run)
+        table = TableInputs(
+            dead_letters=p | "DeadLetters" >> beam.Create(dead_letters),
+            inputs=_ref_batches("Inputs", p, inputs_seen),
+            rows=p | "Rows" >> beam.Create(rows),
+            skipped=None if skipped is None else _ref_batches("Skipped", p, skipped),
+        )
+        _ = table | WriteEmbeddings(str(output_dir), [output_model], run)
 
 
 def test_commit_writes_the_table_centroids_manifest_and_success_marker(tmp_path, output_model):
@@ -156,3 +168,32 @@ def test_a_second_commit_replaces_the_first_table_whole(tmp_path, output_model):
     assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column(
         "id"
     ).to_pylist() == ["id7"]
+
+
+def test_staged_shards_commit_with_the_centroids_refitted_in_the_run(tmp_path, output_model):
+    """--recluster: no rows pass through the writer, only the shards it staged and the refit."""
+    out = tmp_path / "out"
+    batch = _rows((0, 1), (1, 0), (2, 1)).records
+    shard = write_shard_batches(
+        staged_dir(str(out), "run1", EMBEDDINGS, "image"), embeddings_schema(2), [batch]
+    )
+    refitted = np.array([[1.0, 1.0], [2.0, 2.0]], np.float32)
+    run = RunInfo("run1", 0.0, {}, inputs_expected=3)
+
+    with TestPipeline() as p:
+        table = TableInputs(
+            dead_letters=p | "DeadLetters" >> beam.Create([]),
+            inputs=_ref_batches("Inputs", p, 3),
+            staged_shards=p | "Shards" >> beam.Create([StagedShard("image", shard, (1, 2), 0)]),
+            refits=p | "Refits" >> beam.Create([Refit("image", refitted, {"refit": True, "k": 2})]),
+        )
+        _ = table | WriteEmbeddings(str(out), [output_model], run)
+
+    manifest = json.loads((out / "_manifest.json").read_text())
+    assert manifest["rows_written"] == 3
+    assert manifest["models"]["image"]["recluster"] == {"refit": True, "k": 2}
+    centroids = out / "centroids" / "modality=image" / "centroids.parquet"
+    np.testing.assert_array_equal(read_centroids(str(centroids)), refitted)
+    assert pq.read_table(centroids).column("size").to_pylist() == [1, 2]
+    [committed] = (out / "embeddings" / "modality=image").iterdir()
+    assert pq.read_table(committed).column("id").to_pylist() == ["id0", "id1", "id2"]

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
+
 from embedbeam.transforms.common.records import EmbeddedBatch, EmbeddingRows
 from embedbeam.transforms.table.layout import embeddings_schema
 
@@ -35,7 +36,9 @@ def nearest_centroid(embedding: np.ndarray, centroids: np.ndarray) -> tuple[int,
     return int(nearest[0]), float(distance[0])
 
 
-class AssignClusters(beam.PTransform):
+class AssignClusters(
+    beam.PTransform[beam.PCollection[EmbeddedBatch], beam.PCollection[EmbeddingRows]]
+):
     """PCollection[EmbeddedBatch] -> PCollection[EmbeddingRows], one per batch.
 
     `load_centroids` gives the model's [k, d] centroids; it runs once per worker.

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+
 from embedbeam.transforms.assign_clusters import nearest_centroids
 from embedbeam.transforms.common.records import StagedShard
 from embedbeam.transforms.table.layout import vectors
@@ -49,7 +50,7 @@ def with_clusters(
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
-class AssignStagedShards(beam.PTransform):
+class AssignStagedShards(beam.PTransform[beam.PCollection[str], beam.PCollection[StagedShard]]):
     """PCollection[str] (unassigned shard paths) -> PCollection[StagedShard] (assigned ones).
 
     `centroids` is a PCollection holding one float32 [k, d] array.

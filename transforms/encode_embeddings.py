@@ -14,8 +14,8 @@ be short or long.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
@@ -24,7 +24,7 @@ from apache_beam.ml.inference.base import ModelHandler, RunInference
 
 from embedbeam.transforms.common.dead_letters import to_dead_letter
 from embedbeam.transforms.common.metrics import METRICS_NAMESPACE
-from embedbeam.transforms.common.records import EmbeddedBatch, FeaturizedBatch
+from embedbeam.transforms.common.records import DeadLetter, EmbeddedBatch, FeaturizedBatch
 from embedbeam.transforms.sparse import SparseRows
 
 STAGE = "encode"
@@ -121,24 +121,34 @@ def _nnz(example: FeaturizedBatch) -> int:
     return max(example.rows.nnz, 1)
 
 
-class EncodeEmbeddings(beam.PTransform):
-    """PCollection[FeaturizedBatch] -> (PCollection[EmbeddedBatch], PCollection[DeadLetter])."""
+class Encoded(NamedTuple):
+    """EncodeEmbeddings' output: the embedded batches, and a dead letter for every input of
+    a batch the model rejected."""
+
+    embedded: beam.PCollection[EmbeddedBatch]
+    dead_letters: beam.PCollection[DeadLetter]
+
+
+class EncodeEmbeddings(beam.PTransform[beam.PCollection[FeaturizedBatch], Encoded]):
+    """PCollection[FeaturizedBatch] -> Encoded (embedded batches, dead letters)."""
 
     def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
         super().__init__()
         self._handler = SparseEncoderModelHandler(model_dir, max_batch_nnz, max_batch_rows)
 
-    def expand(self, featurized: beam.PCollection[FeaturizedBatch]):
+    def expand(self, featurized: beam.PCollection[FeaturizedBatch]) -> Encoded:
         embedded, failures = (
             featurized | "RunEncoder" >> RunInference(self._handler).with_exception_handling()
         )
         dead_letters = failures.failed_inferences | "FailedBatchToDeadLetters" >> beam.FlatMap(
             _failed_batch_to_dead_letters
         )
-        return embedded, dead_letters
+        return Encoded(embedded, dead_letters)
 
 
-def _failed_batch_to_dead_letters(failure: tuple[Sequence[FeaturizedBatch], Exception]):
+def _failed_batch_to_dead_letters(
+    failure: tuple[Sequence[FeaturizedBatch], Exception],
+) -> Iterator[DeadLetter]:
     """A batch the model rejected: every input in it becomes a dead letter."""
     examples, error = failure
     for example in examples:

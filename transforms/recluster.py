@@ -30,16 +30,19 @@ import dataclasses
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 import numpy as np
+from sklearn.cluster import KMeans
+from threadpoolctl import threadpool_limits
+
 from embedbeam.transforms.assign_clusters import embedding_records
 from embedbeam.transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
 from embedbeam.transforms.common.records import EmbeddedBatch, StagedShard
 from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD, embeddings_schema
+from embedbeam.transforms.write_embeddings import Refit
 from embedbeam.transforms.write_shards import WriteParquetShards
-from sklearn.cluster import KMeans
-from threadpoolctl import threadpool_limits
 
 _LOG = logging.getLogger(__name__)
 
@@ -148,14 +151,21 @@ class SumSquaredDistances(beam.CombineFn):
         return units / FIXED_POINT
 
 
-class Recluster(beam.PTransform):
-    """PCollection[EmbeddedBatch] -> (staged shards assigned with this run's centroids, refit).
+class Reclustered(NamedTuple):
+    """Recluster's output: the staged shards, assigned with this run's centroids, and the
+    one Refit (centroids and ClusterFit.record) WriteEmbeddings needs to write
+    centroids.parquet and the manifest."""
+
+    shards: beam.PCollection[StagedShard]
+    refits: beam.PCollection[Refit]
+
+
+class Recluster(beam.PTransform[beam.PCollection[EmbeddedBatch], Reclustered]):
+    """PCollection[EmbeddedBatch] -> Reclustered (staged shards, refit).
 
     `unassigned_dir` and `assigned_dir` are folders of this run's staging area:
     the first for rows waiting for the fit (never committed), the second for the
-    table's shards. The refit record is one `(modality, {"centroids": array,
-    **ClusterFit.record})`, the fact WriteEmbeddings needs to write
-    centroids.parquet and the manifest.
+    table's shards.
     """
 
     def __init__(
@@ -181,9 +191,7 @@ class Recluster(beam.PTransform):
         self._sample_size = sample_size
         self._rows_per_shard = rows_per_shard
 
-    def expand(
-        self, embedded: beam.PCollection[EmbeddedBatch]
-    ) -> tuple[beam.PCollection[StagedShard], beam.PCollection[tuple[str, dict]]]:
+    def expand(self, embedded: beam.PCollection[EmbeddedBatch]) -> Reclustered:
         seed, k, dim = self._seed, self._k, self._dim
         schema = embeddings_schema(dim)
         fit = (
@@ -210,11 +218,10 @@ class Recluster(beam.PTransform):
             | "SumSquaredDistances" >> beam.CombineGlobally(SumSquaredDistances())
             | "RecordRefit"
             >> beam.Map(
-                lambda inertia, cluster_fit: (
-                    modality,
-                    {"centroids": cluster_fit.centroids, **cluster_fit.record(inertia)},
+                lambda inertia, cluster_fit: Refit(
+                    modality, cluster_fit.centroids, cluster_fit.record(inertia)
                 ),
                 beam.pvalue.AsSingleton(fit),
             )
         )
-        return shards, refit
+        return Reclustered(shards, refit)

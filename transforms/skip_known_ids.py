@@ -13,6 +13,7 @@ DirectRunner does) without giving it any input.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -32,9 +33,17 @@ def read_ids(paths: Sequence[str]) -> set[str]:
     return ids
 
 
-class SkipKnownIds(beam.PTransform):
-    """PCollection[list[InputRef]] -> (batches of refs still to embed, batches of refs
-    skipped because their id has a row); a batch with nothing left is not emitted.
+class TodoAndSkipped(NamedTuple):
+    """SkipKnownIds' output: batches of refs still to embed, and batches of refs skipped
+    because their id has a row."""
+
+    todo: beam.PCollection[list[InputRef]]
+    skipped: beam.PCollection[list[InputRef]]
+
+
+class SkipKnownIds(beam.PTransform[beam.PCollection[list[InputRef]], TodoAndSkipped]):
+    """PCollection[list[InputRef]] -> TodoAndSkipped (batches to embed, batches skipped);
+    a batch with nothing left is not emitted.
 
     A ref that listing marked broken (`problem`, e.g. a duplicate id) is never
     skipped: it must still end as its dead letter.
@@ -44,11 +53,11 @@ class SkipKnownIds(beam.PTransform):
         super().__init__()
         self._id_files = tuple(id_files)
 
-    def expand(self, ref_batches: beam.PCollection[list[InputRef]]):
+    def expand(self, ref_batches: beam.PCollection[list[InputRef]]) -> TodoAndSkipped:
         results = ref_batches | "SkipIdsWithRows" >> beam.ParDo(
             _SkipKnownIdsFn(self._id_files)
         ).with_outputs(SKIPPED_TAG, main="todo")
-        return results.todo, results[SKIPPED_TAG]
+        return TodoAndSkipped(results.todo, results[SKIPPED_TAG])
 
 
 class _SkipKnownIdsFn(beam.DoFn):

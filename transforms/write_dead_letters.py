@@ -6,6 +6,7 @@ import posixpath
 
 import apache_beam as beam
 import pyarrow as pa
+
 from embedbeam.transforms.common.records import DeadLetter
 from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, DEFAULT_ROWS_PER_SHARD
 from embedbeam.transforms.table.shards import complete_shards, write_shard_batches
@@ -14,7 +15,7 @@ from embedbeam.transforms.write_shards import WriteParquetShards
 _DEAD_LETTERS_PER_BATCH = 1024
 
 
-class WriteDeadLetters(beam.PTransform):
+class WriteDeadLetters(beam.PTransform[beam.PCollection[DeadLetter], beam.PCollection[str]]):
     """PCollection[DeadLetter] -> PCollection[str]: the names of the complete shards written.
 
     Written like embeddings (WriteParquetShards), not by Beam's WriteToParquet,

@@ -10,7 +10,9 @@ side inputs are needed) checks that inputs seen = rows + dead letters (+ inputs
 skipped because a resumed run keeps their rows), moves the staged files into
 place, writes each modality's `centroids/modality=<m>/centroids.parquet` (the
 model's, or with `--recluster` the ones fitted in this run, which arrive as
-"refits") and `_manifest.json`, and writes `_SUCCESS` last. Until `_SUCCESS`
+Refits) and `_manifest.json`, and writes `_SUCCESS` last. What the commit is
+told arrives as facts, one small dataclass each (WrittenFile, ClusterSize,
+Count, Refit, RunStarted). Until `_SUCCESS`
 exists the output is not a table: a failed run leaves none, a repeated run
 replaces the old table only at its own commit, and a resumed run adds its rows
 to the kept ones at its commit.
@@ -25,15 +27,16 @@ import logging
 import posixpath
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
+
 from embedbeam.transforms.common.by_modality import split_by_modality
-from embedbeam.transforms.common.records import EmbeddingRows
+from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef, StagedShard
 from embedbeam.transforms.table.centroids import write_centroids
-from embedbeam.transforms.table.files import move_files
+from embedbeam.transforms.table.files import move_files, write_bytes
 from embedbeam.transforms.table.layout import (
     DEAD_LETTER,
     DEFAULT_ROWS_PER_SHARD,
@@ -52,6 +55,56 @@ from embedbeam.transforms.write_dead_letters import WriteDeadLetters, write_empt
 from embedbeam.transforms.write_shards import WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
+
+# The counts the commit checks (Count.name).
+DEAD_LETTERS = "dead_letters"
+INPUTS_SEEN = "inputs_seen"
+INPUTS_SKIPPED = "inputs_skipped"
+
+
+@dataclasses.dataclass(frozen=True)
+class WrittenFile:
+    """A file this run staged, for the commit to move into the table."""
+
+    path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterSize:
+    """Rows of one cluster of one modality."""
+
+    modality: str
+    cluster_id: int
+    rows: int
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Refit:
+    """Centroids fitted in this run for one modality (--recluster), and the fit's
+    record for `_manifest.json` (transforms/recluster.py)."""
+
+    modality: str
+    centroids: np.ndarray  # float32 [k, d]
+    record: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Count:
+    """One of the counts the commit checks (DEAD_LETTERS, INPUTS_SEEN, INPUTS_SKIPPED)."""
+
+    name: str
+    value: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStarted:
+    """The fact that always exists, so the commit runs (and checks) even if nothing else
+    reaches it."""
+
+    run_id: str
+
+
+Fact = WrittenFile | ClusterSize | Count | Refit | RunStarted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,11 +128,11 @@ class ResumePlan:
 
     keep: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
-    cluster_sizes: tuple[tuple[str, int, int], ...] = ()  # (modality, cluster_id, kept rows)
+    cluster_sizes: tuple[ClusterSize, ...] = ()  # of the kept rows
 
     @property
     def rows(self) -> int:
-        return sum(size for _, _, size in self.cluster_sizes)
+        return sum(size.rows for size in self.cluster_sizes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,20 +146,30 @@ class RunInfo:
     inputs_expected: int | None = None
 
 
-class WriteEmbeddings(beam.PTransform):
-    """{"rows" and/or "staged_shards", "dead_letters", "inputs"[, "skipped"][, "refits"]}
-    -> the committed file names.
+class TableInputs(NamedTuple):
+    """What WriteEmbeddings commits: the embeddings as `rows`, or as `staged_shards` with
+    their `refits` (--recluster), and what accounts for every input.
 
-    Rows go to the `modality=<m>` partition of their modality, one per model.
-    `staged_shards` are StagedShards a stage upstream already wrote (--recluster):
-    committed with their cluster sizes, without passing their rows through here.
+    `rows` go to the `modality=<m>` partition of their modality, one per model.
+    `staged_shards` are shards a stage upstream already wrote (--recluster):
+    committed with their cluster sizes, without passing their rows through here;
+    `refits` are the centroids of the modalities reclustered in this run.
     `inputs` is every InputRef the job listed, in batches (lists); it is only
     counted, to prove nothing was lost between listing and writing. `skipped`
     are the inputs a resumed run did not embed because `resume` keeps a row of
     their id, in batches too.
-    `refits`, if given, holds `(modality, {"centroids": array, ...})` of
-    modalities reclustered in this run.
     """
+
+    dead_letters: beam.PCollection[DeadLetter]
+    inputs: beam.PCollection[list[InputRef]]
+    rows: beam.PCollection[EmbeddingRows] | None = None
+    staged_shards: beam.PCollection[StagedShard] | None = None
+    refits: beam.PCollection[Refit] | None = None
+    skipped: beam.PCollection[list[InputRef]] | None = None
+
+
+class WriteEmbeddings(beam.PTransform[TableInputs, beam.PCollection[str]]):
+    """TableInputs -> the committed file names."""
 
     def __init__(
         self,
@@ -123,51 +186,62 @@ class WriteEmbeddings(beam.PTransform):
         self._resume = resume
         self._rows_per_shard = rows_per_shard
 
-    def expand(self, pcolls: Mapping[str, beam.PCollection]) -> beam.PCollection[str]:
+    def _extract_input_pvalues(
+        self, inputs: TableInputs
+    ) -> tuple[TableInputs, dict[str, beam.PCollection]]:
+        # Beam takes every member of a NamedTuple for an input PCollection; absent ones are not.
+        return inputs, {
+            name: pcoll for name, pcoll in inputs._asdict().items() if pcoll is not None
+        }
+
+    def expand(self, inputs: TableInputs) -> beam.PCollection[str]:
         staging = staging_dir(self._output_dir, self._run.run_id)
         # Rows per cluster come as ((modality, cluster_id), rows) pairs, summed in one combine.
         written_files, cluster_sizes = [], []
-        if "rows" in pcolls:
-            row_files, row_cluster_sizes = self._write_rows(pcolls["rows"])
+        if inputs.rows is not None:
+            row_files, row_cluster_sizes = self._write_rows(inputs.rows)
             written_files += row_files
             cluster_sizes.append(row_cluster_sizes)
-        if "staged_shards" in pcolls:
-            shards = pcolls["staged_shards"]
+        if inputs.staged_shards is not None:
+            shards = inputs.staged_shards
             written_files.append(shards | "FileOfStagedShard" >> beam.Map(lambda s: s.path))
             cluster_sizes.append(
                 shards
                 | "ClusterSizesOfStagedShard"
                 >> beam.FlatMap(lambda s: _cluster_sizes(s.modality, s.cluster_sizes))
             )
-        dead_letter_files = pcolls["dead_letters"] | "WriteDeadLetters" >> WriteDeadLetters(
+        dead_letter_files = inputs.dead_letters | "WriteDeadLetters" >> WriteDeadLetters(
             posixpath.join(staging, DEAD_LETTER), self._rows_per_shard
         )
         # One sum per count, all in one combine: fewer stages than a Count.Globally each.
         # A count with nothing to count has no key; the commit takes it as 0.
         counted = [
-            pcolls["dead_letters"] | "CountDeadLetter" >> beam.Map(lambda _: ("dead_letters", 1)),
-            pcolls["inputs"] | "CountInputs" >> beam.Map(lambda refs: ("inputs_seen", len(refs))),
+            inputs.dead_letters | "CountDeadLetter" >> beam.Map(lambda _: (DEAD_LETTERS, 1)),
+            inputs.inputs | "CountInputs" >> beam.Map(lambda refs: (INPUTS_SEEN, len(refs))),
         ]
-        if "skipped" in pcolls:
+        if inputs.skipped is not None:
             counted.append(
-                pcolls["skipped"]
-                | "CountSkipped" >> beam.Map(lambda refs: ("inputs_skipped", len(refs)))
+                inputs.skipped
+                | "CountSkipped" >> beam.Map(lambda refs: (INPUTS_SKIPPED, len(refs)))
             )
         facts = (
             (*written_files, dead_letter_files)
             | "FlattenWrittenFiles" >> beam.Flatten()
-            | "FactWrittenFile" >> beam.Map(lambda path: ("file", path)),
+            | "FactWrittenFile" >> beam.Map(lambda path: WrittenFile(path)),
             cluster_sizes
             | "FlattenClusterSizes" >> beam.Flatten()
             | "SumRowsPerCluster" >> beam.CombinePerKey(sum)
-            | "FactClusterSize" >> beam.Map(lambda pair: ("cluster_size", pair)),
-            counted | "FlattenCounts" >> beam.Flatten() | "SumCounts" >> beam.CombinePerKey(sum),
+            | "FactClusterSize"
+            >> beam.MapTuple(lambda key, rows: ClusterSize(key[0], key[1], rows)),
+            counted
+            | "FlattenCounts" >> beam.Flatten()
+            | "SumCounts" >> beam.CombinePerKey(sum)
+            | "FactCount" >> beam.MapTuple(lambda name, value: Count(name, value)),
         )
-        if "refits" in pcolls:
-            facts += (pcolls["refits"] | "FactRefit" >> beam.Map(lambda refit: ("refit", refit)),)
-        # A fact that always exists: the commit runs, and checks, even if nothing else reaches it.
+        if inputs.refits is not None:
+            facts += (inputs.refits,)
         facts += (
-            pcolls["inputs"].pipeline | "FactRun" >> beam.Create([("run", self._run.run_id)]),
+            inputs.inputs.pipeline | "FactRun" >> beam.Create([RunStarted(self._run.run_id)]),
         )
         return (
             facts
@@ -224,42 +298,44 @@ class _CommitRun(beam.DoFn):
         self._run = run
         self._resume = resume
 
-    def process(self, keyed_facts: tuple[None, Iterable[tuple[str, Any]]]) -> Iterable[str]:
+    def process(self, keyed_facts: tuple[None, Iterable[Fact]]) -> Iterable[str]:
         staged, cluster_sizes = [], collections.Counter()
-        counts = {"dead_letters": 0, "inputs_seen": 0, "inputs_skipped": 0}
-        refits = {}
-        for kind, value in keyed_facts[1]:
-            if kind == "file":
-                staged.append(value)
-            elif kind == "refit":
-                refits[value[0]] = dict(value[1])
-            elif kind == "cluster_size":
-                (modality, cluster_id), size = value
-                cluster_sizes[modality, int(cluster_id)] += int(size)
-            elif kind != "run":  # the run's fact only makes sure the commit happens
-                counts[kind] = int(value)
+        counts = {DEAD_LETTERS: 0, INPUTS_SEEN: 0, INPUTS_SKIPPED: 0}
+        refits: dict[str, Refit] = {}
+        for fact in keyed_facts[1]:
+            match fact:
+                case WrittenFile(path):
+                    staged.append(path)
+                case ClusterSize(modality, cluster_id, rows):
+                    cluster_sizes[modality, int(cluster_id)] += int(rows)
+                case Count(name, value):
+                    counts[name] = int(value)
+                case Refit(modality=modality):
+                    refits[modality] = fact
+                case RunStarted():
+                    pass  # it only makes sure the commit happens
         # Counts that agree with each other are not enough: a runner that misroutes
         # elements (DaskRunner mixes tagged outputs) can make them agree.
         expected = self._run.inputs_expected
-        if expected is not None and counts["inputs_seen"] < expected:
+        if expected is not None and counts[INPUTS_SEEN] < expected:
             raise RuntimeError(
                 f"refusing to commit: {expected} inputs listed at launch but the job saw only "
-                f"{counts['inputs_seen']}"
+                f"{counts[INPUTS_SEEN]}"
             )
-        if counts["inputs_skipped"] > self._resume.rows:
+        if counts[INPUTS_SKIPPED] > self._resume.rows:
             raise RuntimeError(
-                f"refusing to commit: {counts['inputs_skipped']} inputs skipped as already "
+                f"refusing to commit: {counts[INPUTS_SKIPPED]} inputs skipped as already "
                 f"embedded but only {self._resume.rows} rows of earlier runs kept"
             )
         rows = sum(cluster_sizes.values())
-        accounted = rows + counts["dead_letters"] + counts["inputs_skipped"]
-        if counts["inputs_seen"] != accounted:
+        accounted = rows + counts[DEAD_LETTERS] + counts[INPUTS_SKIPPED]
+        if counts[INPUTS_SEEN] != accounted:
             raise RuntimeError(
-                f"refusing to commit: {counts['inputs_seen']} inputs seen but {rows} rows + "
-                f"{counts['dead_letters']} dead letters + {counts['inputs_skipped']} inputs "
+                f"refusing to commit: {counts[INPUTS_SEEN]} inputs seen but {rows} rows + "
+                f"{counts[DEAD_LETTERS]} dead letters + {counts[INPUTS_SKIPPED]} inputs "
                 "skipped (their rows kept) written"
             )
-        if not counts["dead_letters"]:
+        if not counts[DEAD_LETTERS]:
             # Readers find the dead_letter table, empty, when every input made a row.
             staged.append(
                 write_empty_dead_letters(
@@ -267,8 +343,8 @@ class _CommitRun(beam.DoFn):
                 )
             )
         kept = self._resume
-        for modality, cluster_id, size in kept.cluster_sizes:
-            cluster_sizes[modality, cluster_id] += size
+        for size in kept.cluster_sizes:
+            cluster_sizes[size.modality, size.cluster_id] += size.rows
         self._remove_previous_table()
         staged_root = posixpath.join(self._output_dir, STAGING)
         committed = [path for path in kept.keep if not path.startswith(staged_root + "/")]
@@ -276,7 +352,7 @@ class _CommitRun(beam.DoFn):
         models = {}
         for model in self._models:
             refit = refits.get(model.modality)
-            centroids = refit.pop("centroids") if refit else model.load_centroids()
+            centroids = refit.centroids if refit else model.load_centroids()
             sizes = np.array(
                 [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
             )
@@ -288,17 +364,17 @@ class _CommitRun(beam.DoFn):
                 "embedding_dim": model.embedding_dim,
                 "clusters": len(centroids),
                 "rows": int(sizes.sum()),
-                **({"recluster": refit} if refit else {}),
+                **({"recluster": dict(refit.record)} if refit else {}),
             }
         manifest = {
             "run_id": self._run.run_id,
             # Kept rows of inputs this run did not list count as seen (by the run that wrote them).
-            "inputs_seen": counts["inputs_seen"] + kept.rows - counts["inputs_skipped"],
+            "inputs_seen": counts[INPUTS_SEEN] + kept.rows - counts[INPUTS_SKIPPED],
             "rows_written": rows + kept.rows,
-            "dead_letters": counts["dead_letters"],
+            "dead_letters": counts[DEAD_LETTERS],
             "resumed": {
-                "inputs_listed": counts["inputs_seen"],
-                "inputs_skipped": counts["inputs_skipped"],
+                "inputs_listed": counts[INPUTS_SEEN],
+                "inputs_skipped": counts[INPUTS_SKIPPED],
                 "rows_kept": kept.rows,
             },
             "models": models,
@@ -306,14 +382,17 @@ class _CommitRun(beam.DoFn):
             "wall_time_s": round(time.time() - self._run.started_at, 2),
             "files": sorted(posixpath.relpath(path, self._output_dir) for path in committed),
         }
-        self._write(RUN_RECORD, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
-        self._write(SUCCESS, b"")
+        write_bytes(
+            posixpath.join(self._output_dir, RUN_RECORD),
+            json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"),
+        )
+        write_bytes(posixpath.join(self._output_dir, SUCCESS), b"")
         FileSystems.delete([staged_root])
         _LOG.info(
             "committed %d rows (%d kept from earlier runs) and %d dead letters to %s",
             rows + kept.rows,
             kept.rows,
-            counts["dead_letters"],
+            counts[DEAD_LETTERS],
             self._output_dir,
         )
         yield from committed
@@ -344,7 +423,3 @@ class _CommitRun(beam.DoFn):
         for run_id, run_paths in sorted(by_run.items()):
             moved += move_files(run_paths, posixpath.join(staged_root, run_id), self._output_dir)
         return moved
-
-    def _write(self, name: str, data: bytes) -> None:
-        with FileSystems.create(posixpath.join(self._output_dir, name)) as handle:
-            handle.write(data)

@@ -27,7 +27,7 @@ from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD
 from embedbeam.transforms.table.shards import write_shard_batches
 
 
-class WriteParquetShards(beam.PTransform):
+class WriteParquetShards(beam.PTransform[beam.PCollection[pa.RecordBatch], beam.PCollection[str]]):
     """PCollection[pa.RecordBatch] -> PCollection[str]: the names of the complete shards written.
 
     Batches are appended whole: no per-row Python between the stage that made

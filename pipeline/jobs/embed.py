@@ -21,18 +21,19 @@ import functools
 import gc
 import posixpath
 import time
-import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
+
 from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions, UserError
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
     default_featurize_processes,
     expected_inputs,
     input_source,
+    new_run_id,
     one_worker,
     progress_spec,
 )
@@ -58,7 +59,13 @@ from embedbeam.transforms.table.layout import (
     UNASSIGNED,
     staged_dir,
 )
-from embedbeam.transforms.write_embeddings import OutputModel, ResumePlan, RunInfo, WriteEmbeddings
+from embedbeam.transforms.write_embeddings import (
+    OutputModel,
+    ResumePlan,
+    RunInfo,
+    TableInputs,
+    WriteEmbeddings,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +133,7 @@ def build_embed_pipeline(
         else ResumePlan()
     )
 
-    run_id = run_id or _new_run_id()
+    run_id = run_id or new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
     listed = pipeline | "ListInputs" >> ListInputBatches(source, options.max_batch_size)
     # Only a resumed run has ids to skip; a fresh run's batches go straight on.
@@ -189,20 +196,15 @@ def build_embed_pipeline(
         read_and_featurize_failures,
         *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
-    written = (
-        {
-            "staged_shards": staged_shards | "FlattenStagedShards" >> beam.Flatten(),
-            "refits": refits | "FlattenRefits" >> beam.Flatten(),
-        }
-        if options.recluster
-        else {"rows": rows | "FlattenRows" >> beam.Flatten()}
+    table = TableInputs(
+        dead_letters=dead_letters,
+        inputs=listed,
+        rows=_flattened(rows, "FlattenRows"),
+        staged_shards=_flattened(staged_shards, "FlattenStagedShards"),
+        refits=_flattened(refits, "FlattenRefits"),
+        skipped=skipped,
     )
-    _ = {
-        **written,
-        "dead_letters": dead_letters,
-        "inputs": listed,
-        **({"skipped": skipped} if skipped is not None else {}),
-    } | "WriteEmbeddings" >> WriteEmbeddings(
+    _ = table | "WriteEmbeddings" >> WriteEmbeddings(
         job.output,
         [model.output_model() for model in models.values()],
         RunInfo(
@@ -224,7 +226,7 @@ def embed(options: PipelineOptions) -> PipelineResult:
     # it is not walked by every full garbage collection.
     gc.freeze()
     try:
-        run_id = _new_run_id()
+        run_id = new_run_id()
         result = build_embed_pipeline(options, run_id=run_id).run()
         result.wait_until_finish()
     finally:
@@ -240,8 +242,10 @@ def embed(options: PipelineOptions) -> PipelineResult:
     return result
 
 
-def _new_run_id() -> str:
-    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+def _flattened(pcolls: list[beam.PCollection], label: str) -> beam.PCollection | None:
+    """`pcolls` as one PCollection, or None (an absent TableInputs member) if there are
+    none: rows with --recluster, staged shards and refits without."""
+    return pcolls | label >> beam.Flatten() if pcolls else None
 
 
 def _job_flags(job: JobOptions, options: EmbedOptions, models: dict[str, ModelRef]) -> dict:

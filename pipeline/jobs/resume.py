@@ -24,6 +24,7 @@ import posixpath
 from collections.abc import Mapping
 
 from apache_beam.io.filesystems import FileSystems
+
 from embedbeam.pipeline.jobs.options import UserError
 from embedbeam.pipeline.queries.table import read_run_record
 from embedbeam.transforms.table.files import read_parquet
@@ -36,7 +37,7 @@ from embedbeam.transforms.table.layout import (
     staged_run,
 )
 from embedbeam.transforms.table.shards import complete_shards
-from embedbeam.transforms.write_embeddings import ResumePlan
+from embedbeam.transforms.write_embeddings import ClusterSize, ResumePlan
 
 _LOG = logging.getLogger(__name__)
 _COLUMNS = ["id", "cluster_id", "model_version"]
@@ -96,7 +97,7 @@ def plan_resume(output_dir: str, model_versions: Mapping[str, str]) -> ResumePla
     return ResumePlan(
         keep=tuple(keep),
         drop=tuple(drop),
-        cluster_sizes=tuple((m, c, n) for (m, c), n in sorted(sizes.items())),
+        cluster_sizes=tuple(ClusterSize(m, c, n) for (m, c), n in sorted(sizes.items())),
     )
 
 

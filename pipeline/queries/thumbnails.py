@@ -7,9 +7,10 @@ import math
 
 import numpy as np
 from apache_beam.io.filesystems import CompressionTypes, FileSystems
+from PIL import Image
+
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.image import DEFAULT_GRID, ink_grid
-from PIL import Image
 
 
 def thumbnail(uri: str, size: int = DEFAULT_GRID) -> np.ndarray | None:
@@ -40,6 +41,7 @@ def sprite_sheet(pictures: list[np.ndarray | None], size: int = DEFAULT_GRID) ->
 
 
 def png_bytes(picture: np.ndarray | Image.Image) -> bytes:
+    """A picture (a 2-D uint8 array is grayscale) as PNG bytes."""
     image = picture if isinstance(picture, Image.Image) else Image.fromarray(picture)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

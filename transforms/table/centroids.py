@@ -7,8 +7,8 @@ import io
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from apache_beam.io.filesystems import FileSystems
-from embedbeam.transforms.table.files import read_parquet
+
+from embedbeam.transforms.table.files import read_parquet, write_bytes
 from embedbeam.transforms.table.layout import centroids_schema, vectors
 
 
@@ -27,8 +27,7 @@ def write_centroids(path: str, centroids: np.ndarray, sizes: np.ndarray) -> None
     )
     buffer = io.BytesIO()
     pq.write_table(table, buffer)
-    with FileSystems.create(path) as handle:
-        handle.write(buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def read_centroids(path: str) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Listing files and moving finished ones into place through Beam's FileSystems
-(local, gs://, s3://, ...)."""
+"""Listing, reading and writing files, and moving finished ones into place, through
+Beam's FileSystems (local, gs://, s3://, ...)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def move_files(paths: list[str], source_root: str, target_root: str) -> list[str
             FileSystems.mkdirs(directory)
     FileSystems.rename(paths, targets)
     return targets
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Writes `data` to `path` (replacing any file there) through FileSystems."""
+    with FileSystems.create(path) as handle:
+        handle.write(data)
 
 
 def read_parquet(path: str, columns: Sequence[str] | None = None) -> pa.Table:

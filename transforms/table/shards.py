@@ -13,6 +13,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
+
 from embedbeam.transforms.table.layout import SHARD_PREFIX, SHARD_SUFFIX, is_shard_name
 
 
