@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 
 from embedbeam.pipeline import cli
-from embedbeam.pipeline.jobs.options import UserError
+from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.jobs.resume import plan_resume
 from embedbeam.transforms.common.records import id_for_uri
 from embedbeam.transforms.table.layout import embeddings_schema

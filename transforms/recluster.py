@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from embedbeam.transforms.assign_clusters import embedding_records
 from embedbeam.transforms.assign_staged_shards import FIXED_POINT, AssignStagedShards
+from embedbeam.transforms.common.defaults import DEFAULT_SAMPLE_SIZE
 from embedbeam.transforms.common.records import EmbeddedBatch, StagedShard
 from embedbeam.transforms.table.layout import DEFAULT_ROWS_PER_SHARD, embeddings_schema
 from embedbeam.transforms.write_embeddings import Refit

@@ -2,7 +2,9 @@
 
 For the jobs, our flags are parsed here for help and validation; everything
 else on the command line must be a Beam pipeline flag (--runner,
---direct_num_workers, ...) and passes through to the runner.
+--direct_num_workers, ...) and passes through to the runner. Beam is imported
+only once a job is about to run, and TensorFlow only by the code that needs it,
+so `--help` and the queries of a table start quickly (bench/README.md).
 """
 
 from __future__ import annotations
@@ -10,89 +12,39 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import logging
 import os
 import sys
 from collections.abc import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from apache_beam.options.pipeline_options import (  # noqa: E402
-    PipelineOptions,
-    _BeamArgumentParser,
-)
-from embedbeam.pipeline.jobs.options import (  # noqa: E402
-    EmbedOptions,
-    JobOptions,
-    TrainOptions,
-    TuneDimOptions,
-    UserError,
-    positive_int,
-)
-from embedbeam.pipeline.queries.neighbours import INDEX_CHOICES, INDEX_MIN_ROWS, METRICS  # noqa: E402
-
-_JOBS = {
-    "train": (TrainOptions,),
-    "embed": (EmbedOptions,),
-    "tune-dim": (TrainOptions, TuneDimOptions),
-}
-_BEAM_FLAGS_NOTE = (
-    "Beam pipeline flags (--runner, --direct_running_mode, --direct_num_workers, "
-    "--temp_location, ...) go on the same command line and pass through."
-)
+from embedbeam.pipeline.cli import console, flags
+from embedbeam.pipeline.errors import UserError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="embedbeam",
         description="Sparse features -> embeddings -> Parquet, as Apache Beam batch jobs.",
-        epilog=_BEAM_FLAGS_NOTE,
+        epilog=flags.BEAM_FLAGS_NOTE,
     )
+    flags.add_verbose_arg(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, options_classes in _JOBS.items():
-        doc = options_classes[-1].__doc__
+    for name, job in flags.JOBS.items():
         command = commands.add_parser(
-            name, help=doc.splitlines()[0], description=doc, epilog=_BEAM_FLAGS_NOTE
+            name,
+            help=job.description.splitlines()[0],
+            description=job.description,
+            epilog=flags.BEAM_FLAGS_NOTE,
         )
-        for options_class in (JobOptions, *options_classes):
-            options_class._add_argparse_args(command)
+        for add_arguments in job.add_arguments:
+            add_arguments(command)
+        flags.add_verbose_arg(command, default=argparse.SUPPRESS)
     for name, query in _QUERIES.items():
-        query.add_arguments(
-            commands.add_parser(
-                name, help=query.description.split(": ")[0], description=query.description
-            )
+        command = commands.add_parser(
+            name, help=query.description.split(": ")[0], description=query.description
         )
+        query.add_arguments(command)
+        flags.add_verbose_arg(command, default=argparse.SUPPRESS)
     return parser
-
-
-def _add_table_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--embeddings",
-        required=True,
-        help="Output directory of `embedbeam embed` (holds _SUCCESS).",
-    )
-
-
-def _add_similar_args(parser: argparse.ArgumentParser) -> None:
-    _add_table_arg(parser)
-    parser.add_argument(
-        "--query", required=True, help="An id or uri in the table, or the path of a raw input file."
-    )
-    parser.add_argument("-k", type=positive_int, default=10, help="How many neighbours to list.")
-    parser.add_argument("--modality", help="Which modality partition to search (if several).")
-    parser.add_argument(
-        "--metric",
-        choices=METRICS,
-        default="euclidean",
-        help="Distance between embeddings (the encoder is trained for Euclidean).",
-    )
-    parser.add_argument(
-        "--index",
-        choices=INDEX_CHOICES,
-        default="auto",
-        help="Search through an HNSW index (faiss), built once and kept in the table's _index/: "
-        f"auto = for tables of at least {INDEX_MIN_ROWS:,} rows; never = exact numpy search.",
-    )
 
 
 def _run_similar(args: argparse.Namespace) -> str:
@@ -103,20 +55,6 @@ def _run_similar(args: argparse.Namespace) -> str:
     )
 
 
-def _add_projector_args(parser: argparse.ArgumentParser) -> None:
-    _add_table_arg(parser)
-    parser.add_argument(
-        "--logdir", required=True, help="Where to write the files (then: tensorboard --logdir DIR)."
-    )
-    parser.add_argument("--modality", help="Only this modality (default: every one).")
-    parser.add_argument(
-        "--max-rows",
-        type=positive_int,
-        default=10_000,
-        help="Rows per modality (the smallest ids; the projector is a browser view).",
-    )
-
-
 def _run_projector(args: argparse.Namespace) -> str:
     from embedbeam.pipeline.queries.projector import write_projector
 
@@ -124,13 +62,6 @@ def _run_projector(args: argparse.Namespace) -> str:
     return (
         f"projector files for {', '.join(written)} written to {args.logdir}; "
         f"view them with: tensorboard --logdir {args.logdir}"
-    )
-
-
-def _add_report_args(parser: argparse.ArgumentParser) -> None:
-    _add_table_arg(parser)
-    parser.add_argument(
-        "--output", required=True, help="The HTML file to write (self-contained; open it anywhere)."
     )
 
 
@@ -146,7 +77,7 @@ class _Query:
     """A command that reads a committed table (no Beam job): its flags and what it does."""
 
     description: str
-    add_arguments: Callable[[argparse.ArgumentParser], None]
+    add_arguments: flags.AddArguments
     run: Callable[[argparse.Namespace], str]
 
 
@@ -154,19 +85,19 @@ _QUERIES = {
     "similar": _Query(
         "Nearest neighbours of an item in a committed embeddings table: the query is an id or "
         "uri in the table, or a raw file, which is embedded with the table's model.",
-        _add_similar_args,
+        flags.add_similar_args,
         _run_similar,
     ),
     "projector": _Query(
         "TensorBoard projector files of a committed table: vectors, metadata (label, "
         "cluster_id, id, uri) and, for images, a sprite sheet, one embedding per modality.",
-        _add_projector_args,
+        flags.add_projector_args,
         _run_projector,
     ),
     "report": _Query(
         "One HTML page about a committed table: counts per modality and cluster, dead-letter "
         "reasons, a 3-D scatter coloured by label, 5-NN accuracy, purity, image neighbours.",
-        _add_report_args,
+        flags.add_report_args,
         _run_report,
     ),
 }
@@ -174,6 +105,8 @@ _QUERIES = {
 
 def _unknown_flags(args: list[str]) -> list[str]:
     """Flags that are neither ours nor Beam's: most likely typos."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
     _register_optional_runner_options()
     beam_parser = _BeamArgumentParser(allow_abbrev=False)
     for options_class in PipelineOptions.__subclasses__():
@@ -190,31 +123,43 @@ def _register_optional_runner_options() -> None:
         import apache_beam.runners.dask.dask_runner  # noqa: F401
 
 
+def _pipeline_args(argv: list[str], command: str) -> list[str]:
+    """The command line as Beam's PipelineOptions takes it: without the command's name
+    and without --verbose (ours, and allowed before or after the name)."""
+    args = [arg for arg in argv if arg != "--verbose"]
+    args.remove(command)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = _parser()
     parsed, beam_args = parser.parse_known_args(argv)
+    console.configure(parsed.verbose)
     if parsed.command in _QUERIES:
         return _run_query(parsed.command, parser.parse_args(argv))
     unknown = _unknown_flags(beam_args)
     if unknown:
         parser.error(f"unknown flags: {' '.join(unknown)} (see embedbeam {parsed.command} --help)")
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("embedbeam").setLevel(logging.INFO)
+    return _run_job(parsed.command, _pipeline_args(argv, parsed.command))
 
-    options = PipelineOptions(argv[1:])
+
+def _run_job(command: str, args: list[str]) -> int:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from embedbeam.pipeline.jobs.options import JobOptions
+
+    options = PipelineOptions(args)
     output = options.view_as(JobOptions).output
     try:
-        if parsed.command == "train":
+        if command == "train":
             from embedbeam.pipeline.jobs.train import train
 
             info = train(options)
             print(f"model written to {output} (version {info.model_version})")
             for key, value in info.metrics.items():
                 print(f"  {key:<26} {value}")
-        elif parsed.command == "tune-dim":
+        elif command == "tune-dim":
             from embedbeam.pipeline.jobs.tune_dim import format_results, tune_dim
 
             results, best = tune_dim(options)
@@ -228,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"embeddings written to {os.path.join(output, 'embeddings')}")
             print(format_summary(summarize(output)))
     except UserError as error:
-        print(f"embedbeam {parsed.command}: error: {error}", file=sys.stderr)
+        print(f"embedbeam {command}: error: {error}", file=sys.stderr)
         return 2
     return 0
 

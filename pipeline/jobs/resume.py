@@ -25,7 +25,7 @@ from collections.abc import Mapping
 
 from apache_beam.io.filesystems import FileSystems
 
-from embedbeam.pipeline.jobs.options import UserError
+from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.queries.table import read_run_record
 from embedbeam.transforms.table.files import read_parquet
 from embedbeam.transforms.table.layout import (

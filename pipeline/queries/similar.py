@@ -13,8 +13,7 @@ import dataclasses
 import os
 
 import numpy as np
-from embedbeam.pipeline.jobs.options import UserError
-from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.queries.neighbours import search
 from embedbeam.pipeline.queries.table import EmbeddingTable, index_path, load_table, read_run_record
 from embedbeam.transforms.sparse import InvalidInput, SparseRows
@@ -87,6 +86,8 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
             f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
         )
     model_dir = model_dirs[modality]
+    from embedbeam.pipeline.model.model_dir import read_model_info
+
     try:
         info = read_model_info(model_dir)
     except ValueError as error:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import posixpath
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-from apache_beam.io.filesystems import FileSystems
-from embedbeam.pipeline.jobs.options import UserError
+from embedbeam.pipeline.errors import UserError
 from embedbeam.transforms.table import layout
 from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, RUN_RECORD, SUCCESS, vectors
 
@@ -67,15 +67,27 @@ class EmbeddingTable:
 
 def read_run_record(output_dir: str) -> dict[str, Any]:
     """The run record (`_manifest.json`) of a committed output (any Beam filesystem); UserError if there is none."""
-    if not FileSystems.exists(posixpath.join(output_dir, SUCCESS)):
-        if not FileSystems.exists(output_dir):
+    exists, open_binary = _file_access(output_dir)
+    if not exists(posixpath.join(output_dir, SUCCESS)):
+        if not exists(output_dir):
             raise UserError(f"{output_dir} does not exist")
         raise UserError(
             f"{output_dir} holds no committed embeddings table (no {SUCCESS}: the embed job "
             "has not finished there, or failed)"
         )
-    with FileSystems.open(posixpath.join(output_dir, RUN_RECORD)) as handle:
+    with open_binary(posixpath.join(output_dir, RUN_RECORD)) as handle:
         return json.load(handle)
+
+
+def _file_access(path: str):
+    """`exists` and `open` for `path`: the os module's for a local path, Beam's
+    FileSystems' for a uri (gs://, s3://, ...). Importing Beam takes a second, and a
+    query of a local table needs nothing else from it."""
+    if "://" not in path:
+        return os.path.exists, lambda name: open(name, "rb")
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists, FileSystems.open
 
 
 def modalities(output_dir: str) -> list[str]:
