@@ -27,16 +27,15 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
 
-from embedbeam.pipeline.errors import UserError
-from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions
+from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions, UserError
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
-    default_featurize_processes,
     expected_inputs,
     input_source,
     new_run_id,
-    one_worker,
     progress_spec,
+    read_and_featurize,
+    spread,
 )
 from embedbeam.pipeline.jobs.resume import plan_resume
 from embedbeam.pipeline.model.model_dir import CENTROIDS, ModelInfo, read_model_info
@@ -49,7 +48,6 @@ from embedbeam.transforms.encode_embeddings import (
     max_batch_rows,
 )
 from embedbeam.transforms.list_inputs import ListInputBatches
-from embedbeam.transforms.read_and_featurize import ReadAndFeaturize
 from embedbeam.transforms.recluster import Recluster
 from embedbeam.transforms.skip_known_ids import SkipKnownIds
 from embedbeam.transforms.table.centroids import read_centroids
@@ -144,22 +142,14 @@ def build_embed_pipeline(
     expected = expected_inputs(source)
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
-    # Reshuffling spreads the batches over workers. With one worker it would only
-    # pickle them all and make reading wait for the end of listing: the batches go
-    # straight on.
-    ref_batches = (
-        to_embed if one_worker(options) else to_embed | "SpreadInputBatches" >> beam.Reshuffle()
-    )
-    featurized, read_and_featurize_failures = ref_batches | "ReadAndFeaturize" >> ReadAndFeaturize(
+    ref_batches = spread(to_embed, options)
+    featurized, featurize_failures = ref_batches | "ReadAndFeaturize" >> read_and_featurize(
+        options,
         {modality: model.info.featurizer for modality, model in models.items()},
+        expected,
+        progress,
         vocabulary_dirs={modality: model.directory for modality, model in models.items()},
-        max_bytes=job.max_input_bytes,
-        progress=progress,
-        processes=(
-            default_featurize_processes(options, models, expected)
-            if options.featurize_processes is None
-            else options.featurize_processes
-        ),
+        processes=options.featurize_processes,
     )
     # ReadAndFeaturize dead-letters every modality without a model: each batch has one.
     featurized_by_modality = split_by_modality(featurized, list(models))
@@ -194,7 +184,7 @@ def build_embed_pipeline(
             )
         encode_failures.append(failures)
     dead_letters = (
-        read_and_featurize_failures,
+        featurize_failures,
         *encode_failures,
     ) | "FlattenDeadLetters" >> beam.Flatten()
     table = TableInputs(
