@@ -47,7 +47,6 @@ from embedbeam.transforms.write_shards import WriteParquetShards
 
 _LOG = logging.getLogger(__name__)
 
-DEFAULT_SAMPLE_SIZE = 20_000
 N_INIT = 10
 
 
