@@ -27,7 +27,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineResult
 
-from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions, UserError
+from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
     expected_inputs,
