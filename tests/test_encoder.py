@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from embedbeam.pipeline.model.training import auto_embedding_dim
 from embedbeam.pipeline.model import encoder as encoder_module
 from embedbeam.pipeline.model.encoder import (
     SparseEncoder,
@@ -15,6 +14,7 @@ from embedbeam.pipeline.model.encoder import (
     fit_encoder,
     save_encoder,
 )
+from embedbeam.pipeline.model.training import auto_embedding_dim
 from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
 from embedbeam.transforms.encode_embeddings import SparseEncoderModelHandler
 from embedbeam.transforms.sparse import SparseRows

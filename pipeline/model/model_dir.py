@@ -20,7 +20,8 @@ import posixpath
 from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
-from embedbeam.transforms.table.files import list_files
+
+from embedbeam.transforms.table.files import list_files, write_bytes
 from embedbeam.transforms.table.layout import CENTROIDS_FILE
 
 MODEL_JSON = "model.json"
@@ -56,7 +57,7 @@ def read_model_info(model_dir: str) -> ModelInfo:
 
 
 def write_model_info(model_dir: str, info: ModelInfo) -> None:
-    _write_bytes(
+    write_bytes(
         posixpath.join(model_dir, MODEL_JSON),
         json.dumps(dataclasses.asdict(info), indent=2, sort_keys=True).encode("utf-8"),
     )
@@ -73,8 +74,3 @@ def content_hash(model_dir: str) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    with FileSystems.create(path) as handle:
-        handle.write(data)
