@@ -81,8 +81,8 @@ def read_run_record(output_dir: str) -> dict[str, Any]:
 
 def _file_access(path: str):
     """`exists` and `open` for `path`: the os module's for a local path, Beam's
-    FileSystems' for a uri (gs://, s3://, ...). Importing Beam takes a second, and a
-    query of a local table needs nothing else from it."""
+    FileSystems' for a uri (gs://, s3://, ...). A query of a local table needs nothing
+    else from Beam, which is slow to import (bench/README.md, "Command start-up")."""
     if "://" not in path:
         return os.path.exists, lambda name: open(name, "rb")
     from apache_beam.io.filesystems import FileSystems
