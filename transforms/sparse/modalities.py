@@ -38,7 +38,6 @@ from embedbeam.transforms.sparse.image import (
     image_vocabulary_size,
 )
 from embedbeam.transforms.sparse.settings import VOCABULARY, Setting
-from embedbeam.transforms.sparse.settings import VOCABULARY, Setting
 from embedbeam.transforms.sparse.text import tokenize
 from embedbeam.transforms.sparse.vocabulary import VocabularyTransform
 
