@@ -22,6 +22,7 @@ def record(name: str, results: dict[str, Any], directory: pathlib.Path = RESULTS
 def embed_labelled(model: pathlib.Path, source_flag: str, source: str, out: pathlib.Path):
     """Runs `embedbeam embed` (--input GLOB or --manifest FILE); returns (embeddings, labels)."""
     import pyarrow.dataset as ds
+
     from embedbeam.pipeline import cli
     from embedbeam.transforms.table.layout import vectors
 

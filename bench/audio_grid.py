@@ -16,10 +16,9 @@ import argparse
 import pathlib
 import time
 
+from bench import record
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.queries.summary import summarize
-
-from bench import record
 from examples.spoken_digits import voices, write_spoken_digits
 
 GRIDS = {

@@ -31,6 +31,7 @@ def plain_loop(model_dir: str, source: str, output: str) -> int:
     import pyarrow as pa
     import pyarrow.parquet as pq
     import tensorflow as tf
+
     from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
     from embedbeam.transforms.sparse import InvalidInput, SparseRows
     from embedbeam.transforms.sparse.modalities import make_featurizer
@@ -141,7 +142,6 @@ def measure_child(command: list[str]) -> dict:
 def _mnist_model_and_files(workdir: pathlib.Path, limit: int) -> tuple[pathlib.Path, str]:
     """A full-MNIST model (trained once) and a glob of `limit` test-split PNGs."""
     from embedbeam.pipeline import cli
-
     from examples.demo import materialize
 
     model = workdir / "model-dauto"

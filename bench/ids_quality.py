@@ -20,11 +20,11 @@ import time
 
 import numpy as np
 import pyarrow.parquet as pq
+
+from bench import embed_labelled, record
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.model.quality import knn_accuracy
-
-from bench import embed_labelled, record
 from examples.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 
 

@@ -17,10 +17,9 @@ import pathlib
 import platform
 import time
 
+from bench import record
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.queries.summary import summarize
-
-from bench import record
 from examples.demo import materialize
 
 

@@ -23,6 +23,7 @@ class EmbedFiles:
 
     def __init__(self, model_dir: str) -> None:
         import tensorflow as tf
+
         from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
         from embedbeam.transforms.sparse.modalities import make_batch_featurizer
         from embedbeam.transforms.table.centroids import read_centroids
@@ -36,6 +37,7 @@ class EmbedFiles:
 
     def __call__(self, batch: dict[str, np.ndarray]):
         import pyarrow as pa
+
         from embedbeam.transforms.assign_clusters import nearest_centroids
         from embedbeam.transforms.common.records import id_for_uri
         from embedbeam.transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows

@@ -33,14 +33,14 @@ import time
 import apache_beam as beam
 import numpy as np
 import pyarrow.dataset as ds
+from sklearn.cluster import KMeans
+
+from bench import RESULTS_DIR, record
 from embedbeam.pipeline.model.quality import cluster_purity
 from embedbeam.transforms.assign_clusters import AssignClusters
 from embedbeam.transforms.common.records import EmbeddedBatch, InputRef
 from embedbeam.transforms.recluster import Recluster
 from embedbeam.transforms.table.layout import vectors
-from sklearn.cluster import KMeans
-
-from bench import RESULTS_DIR, record
 from examples.demo import materialize
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -85,9 +85,9 @@ def run_child(variant: str, model_dir: str, source: str, output: str) -> dict:
 def _embedbeam(model_dir: str, source: str, output: str, flags: list[str]) -> tuple[int, dict]:
     """`embedbeam embed`; also the model stage's own time, from RunInference's metrics."""
     from apache_beam.options.pipeline_options import PipelineOptions
-    from embedbeam.pipeline.jobs.embed import embed
 
     from bench.embed_images import _is_manifest
+    from embedbeam.pipeline.jobs.embed import embed
 
     source_flag = "--manifest" if _is_manifest(source) else "--input"
     options = PipelineOptions(
@@ -106,13 +106,13 @@ def _embedbeam(model_dir: str, source: str, output: str, flags: list[str]) -> tu
 def model_only_limit(model_dir: str, source: str, repeats: int) -> dict:
     """The SavedModel's `embed` in a tight loop on pre-built batches: what the model alone allows."""
     import tensorflow as tf
+
+    from bench.embed_images import _list_inputs
     from embedbeam.pipeline.model.model_dir import read_model_info
     from embedbeam.transforms.encode_embeddings import default_max_batch_nnz, max_batch_rows
     from embedbeam.transforms.sparse import SparseRows
     from embedbeam.transforms.sparse.modalities import make_batch_featurizer
     from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES, read_bounded
-
-    from bench.embed_images import _list_inputs
 
     info = read_model_info(model_dir)
     featurize = make_batch_featurizer(info.modality, info.featurizer, model_dir)

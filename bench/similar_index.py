@@ -21,6 +21,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from bench import record
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.queries.neighbours import (
     HNSW_EF_CONSTRUCTION,
@@ -30,8 +32,6 @@ from embedbeam.pipeline.queries.neighbours import (
     nearest,
 )
 from embedbeam.pipeline.queries.table import load_table
-
-from bench import record
 from examples.wordnet_glosses import read_synsets
 
 K = 10

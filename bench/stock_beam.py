@@ -23,6 +23,7 @@ def dense_model(model_dir: str) -> str:
     if os.path.exists(os.path.join(target, "saved_model.pb")):
         return target
     import tensorflow as tf
+
     from embedbeam.pipeline.model.model_dir import read_model_info
     from embedbeam.transforms.sparse.modalities import vocabulary_size
 
@@ -58,6 +59,7 @@ def stock_run_inference(model_dir: str, pattern: str, output: str) -> int:
     from apache_beam.io import fileio
     from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
     from apache_beam.ml.inference.tensorflow_inference import TFModelHandlerNumpy
+
     from embedbeam.pipeline.model.model_dir import CENTROIDS, read_model_info
     from embedbeam.transforms.sparse.modalities import make_featurizer, vocabulary_size
     from embedbeam.transforms.table.centroids import read_centroids

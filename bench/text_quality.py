@@ -21,14 +21,14 @@ import pathlib
 import time
 
 import numpy as np
-from embedbeam.pipeline import cli
-from embedbeam.pipeline.model.model_dir import read_model_info
-from embedbeam.pipeline.model.quality import knn_accuracy
-from embedbeam.transforms.sparse.text import tokenize
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.neighbors import KNeighborsClassifier
 
 from bench import embed_labelled, record
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
+from embedbeam.pipeline.model.quality import knn_accuracy
+from embedbeam.transforms.sparse.text import tokenize
 from examples.wordnet_glosses import write_documents
 
 

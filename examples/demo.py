@@ -24,8 +24,8 @@ import sys
 import time
 
 import numpy as np
-from embedbeam.pipeline import cli
 
+from embedbeam.pipeline import cli
 from examples.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 from examples.digits import mnist_split, write_image_folder
 from examples.spoken_digits import voices, write_spoken_digits

@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.model.quality import cluster_purity, leave_one_out_knn_accuracy

@@ -8,6 +8,7 @@ import wave
 
 import numpy as np
 import pytest
+
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.audio import featurize_audio, pool_time
 

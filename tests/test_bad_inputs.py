@@ -16,6 +16,7 @@ import sys
 
 import pyarrow.dataset as ds
 import pytest
+
 from embedbeam.transforms.sparse.read_bytes import DEFAULT_MAX_BYTES
 
 pytestmark = pytest.mark.slow

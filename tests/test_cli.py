@@ -8,9 +8,9 @@ import sys
 
 import apache_beam as beam
 import pytest
-from embedbeam.pipeline import cli
 from PIL import Image
 
+from embedbeam.pipeline import cli
 from tests.conftest import encode
 
 # The console script installed beside this interpreter (the venv's bin/).

@@ -7,6 +7,7 @@ import pickle
 import apache_beam as beam
 import numpy as np
 from apache_beam.testing.test_pipeline import TestPipeline
+
 from embedbeam.transforms.common.coders import FeaturizedBatchCoder, InputRefCoder
 from embedbeam.transforms.common.records import FeaturizedBatch, InputRef
 from embedbeam.transforms.list_inputs import InputSource, ListInputBatches

@@ -20,6 +20,7 @@ import pytest
 import yaml
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 from dockerfile_parse import DockerfileParser
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.jobs.embed import build_embed_pipeline
 from embedbeam.pipeline.jobs.train import build_train_pipeline

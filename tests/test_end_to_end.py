@@ -15,6 +15,8 @@ import pandas as pd
 import polars as pl
 import pyarrow.dataset as ds
 import pytest
+from PIL import Image
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.model.quality import (
@@ -23,8 +25,6 @@ from embedbeam.pipeline.model.quality import (
     leave_one_out_knn_accuracy,
 )
 from embedbeam.transforms.table.layout import embeddings_schema
-from PIL import Image
-
 from tests.conftest import encode
 
 pytestmark = pytest.mark.slow

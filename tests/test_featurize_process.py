@@ -9,6 +9,8 @@ import sys
 import numpy as np
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
+from PIL import Image
+
 from embedbeam.pipeline.jobs.preflight import (
     FEATURIZE_PROCESSES_MIN_INPUTS,
     default_featurize_processes,
@@ -19,8 +21,6 @@ from embedbeam.transforms.sparse.featurize_processes import (
     FeaturizeProcesses,
 )
 from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
-from PIL import Image
-
 from tests.conftest import encode
 
 IMAGE_SPEC = RefFeaturizerSpec({"image": {"grid": 28, "threshold": 0.2}}, {"image": "unused"}, 4096)

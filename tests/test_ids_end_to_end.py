@@ -11,12 +11,12 @@ import numpy as np
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.model.quality import knn_accuracy
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.ids import id_tokens
-
 from examples.debian_packages import parse_packages
 
 SAMPLE = pathlib.Path(__file__).parent / "data" / "debian_packages_sample.parquet"

@@ -6,6 +6,7 @@ import io
 import logging
 
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.transforms.common.progress import Progress
 

@@ -6,14 +6,15 @@ import io
 
 import numpy as np
 import pytest
-from embedbeam.pipeline import cli
-from embedbeam.pipeline.queries.table import load_table
 from PIL import Image
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
 from tensorboard.plugins.projector.projector_plugin import ProjectorPlugin
 from werkzeug import test as werkzeug_test
 from werkzeug import wrappers
+
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.queries.table import load_table
 
 pytestmark = pytest.mark.slow
 

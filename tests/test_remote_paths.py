@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.io.localfilesystem import LocalFileSystem
+
 from embedbeam.pipeline.jobs.embed import resolve_models
 from embedbeam.pipeline.model.model_dir import CENTROIDS, ModelInfo, content_hash, read_model_info
 from embedbeam.pipeline.queries.summary import summarize

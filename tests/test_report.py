@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from embedbeam.pipeline import cli
 
+from embedbeam.pipeline import cli
 from tests.browser import visit
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ import numpy as np
 import psutil
 import pyarrow.dataset as ds
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
-
 from examples.digits import write_image_folder
 
 TRAIN_PER_CLASS, EMBED_PER_CLASS = 20, 5

@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.queries.neighbours import nearest, search
 from embedbeam.pipeline.queries.similar import similar

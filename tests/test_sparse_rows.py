@@ -1,6 +1,7 @@
 """Ragged batches laid end to end, as the encoder's `embed` signature takes them."""
 
 import numpy as np
+
 from embedbeam.transforms.sparse import SparseFeatures, SparseRows
 
 

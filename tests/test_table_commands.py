@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+
 from embedbeam.pipeline import cli
 
 pytestmark = pytest.mark.slow

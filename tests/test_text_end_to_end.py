@@ -10,10 +10,10 @@ import shutil
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.model.quality import knn_accuracy
-
 from examples.wordnet_glosses import TEN_NOUN_CLASSES
 
 pytestmark = pytest.mark.slow

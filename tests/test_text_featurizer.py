@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from embedbeam.transforms.common.records import InputRef
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.read_bytes import read_bounded

@@ -5,9 +5,10 @@ from __future__ import annotations
 import csv
 
 import pytest
+from PIL import Image
+
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.jobs.tune_dim import WidthResult, default_dims, pick
-from PIL import Image
 
 pytestmark = pytest.mark.slow
 

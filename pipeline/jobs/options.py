@@ -13,7 +13,6 @@ import argparse
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from embedbeam.pipeline.cli import flags
-from embedbeam.pipeline.errors import UserError  # noqa: F401 - its old home, still importable
 
 
 class JobOptions(PipelineOptions):

@@ -22,13 +22,13 @@ from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions, TuneDimOptions
 from embedbeam.pipeline.jobs.preflight import check_output_dir
 from embedbeam.pipeline.jobs.train import analyzed, load_training_data
+from embedbeam.pipeline.model import encoder as encoder_lib
 from embedbeam.pipeline.model.training import (
     TrainingData,
     auto_embedding_dim,
     fit_at_width,
     validation_metrics,
 )
-from embedbeam.pipeline.model import encoder as encoder_lib
 from embedbeam.transforms.common.progress import Progress
 
 TIE_TOLERANCE = 0.005

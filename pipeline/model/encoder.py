@@ -25,6 +25,7 @@ import logging
 import keras
 import numpy as np
 import tensorflow as tf
+
 from embedbeam.transforms.encode_embeddings import DENSE_LOOKUP_MAX_VOCABULARY
 from embedbeam.transforms.sparse import SparseRows
 

@@ -17,11 +17,12 @@ import os
 import posixpath
 
 import numpy as np
+from google.protobuf import text_format
+from tensorboard.plugins.projector import projector_config_pb2
+
 from embedbeam.pipeline.queries.table import EmbeddingTable, load_table, modalities
 from embedbeam.pipeline.queries.thumbnails import png_bytes, sprite_sheet, thumbnail
 from embedbeam.transforms.sparse.image import DEFAULT_GRID
-from google.protobuf import text_format
-from tensorboard.plugins.projector import projector_config_pb2
 
 CONFIG_FILE = "projector_config.pbtxt"  # the name TensorBoard's projector plugin looks for
 DEFAULT_MAX_ROWS = 10_000

@@ -17,6 +17,8 @@ import time
 import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+from sklearn.decomposition import PCA
+
 from embedbeam.pipeline.queries.neighbours import nearest
 from embedbeam.pipeline.queries.summary import summarize
 from embedbeam.pipeline.queries.table import (
@@ -26,7 +28,6 @@ from embedbeam.pipeline.queries.table import (
     read_run_record,
 )
 from embedbeam.pipeline.queries.thumbnails import png_bytes, thumbnail
-from sklearn.decomposition import PCA
 
 SCATTER_POINTS = 5_000  # per modality; a browser stays responsive
 NEIGHBOUR_QUERIES = 6

@@ -13,6 +13,7 @@ import dataclasses
 import os
 
 import numpy as np
+
 from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.queries.neighbours import search
 from embedbeam.pipeline.queries.table import EmbeddingTable, index_path, load_table, read_run_record
@@ -103,6 +104,7 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
         except InvalidInput as error:
             raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
     import tensorflow as tf
+
     from embedbeam.pipeline.model.encoder import embed_rows
 
     model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow.dataset as ds
+
 from embedbeam.pipeline.model.quality import cluster_purity, leave_one_out_knn_accuracy
 from embedbeam.pipeline.queries.table import embeddings_dataset, read_run_record
 from embedbeam.transforms.table.files import absolute

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
+
 from embedbeam.pipeline.errors import UserError
 from embedbeam.transforms.table import layout
 from embedbeam.transforms.table.layout import DEAD_LETTER_SCHEMA, RUN_RECORD, SUCCESS, vectors

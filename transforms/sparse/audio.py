@@ -15,6 +15,7 @@ import io
 import warnings
 
 import numpy as np
+
 from embedbeam.transforms.sparse.features import InvalidInput, SparseFeatures
 
 SAMPLE_RATE = 16_000

@@ -22,13 +22,14 @@ from collections.abc import Iterator, Sequence
 
 import imagecodecs
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+
 from embedbeam.transforms.sparse.features import (
     BatchResult,
     InvalidInput,
     SparseFeatures,
     SparseRows,
 )
-from PIL import Image, UnidentifiedImageError
 
 DEFAULT_GRID = 28
 DEFAULT_THRESHOLD = 0.2

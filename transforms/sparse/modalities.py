@@ -66,10 +66,10 @@ class Modality:
     vocabulary_settings: tuple[str, ...] = ()
     # The same featurizer over a batch at once (numpy over the batch), where there is one.
     featurize_batch: Callable[..., BatchResult] | None = None
-    # Featurizing in child processes pays for their start-up (bench/README.md): for
-    # images (0.2 s to start; decoding is Python holding the GIL). Not for audio
-    # (librosa takes 2.4 s to start, its work leaves the GIL already), nor for
-    # vocabularies (a child would load TensorFlow for TFT: 5-6 s).
+    # Featurizing in child processes pays for their start-up: for images, whose
+    # decoding is Python holding the GIL and whose child starts quickly. Not for audio
+    # (librosa is slow to start and its work leaves the GIL already), nor for
+    # vocabularies (a child would load TensorFlow for TFT). Measured in bench/README.md.
     featurizes_in_processes: bool = False
     # What a user may set of `settings` and `vocabulary_settings`, in that order: the
     # name, type, default and meaning of each, from which `embedbeam train` makes its
