@@ -220,7 +220,7 @@ def main() -> None:
         # In a child, so that training's memory is not held by the process that measures
         # (bench/README.md, 'Why the code is this way').
         train = ["train", "--input", f"{train_dir}/*/*.png", "--output", str(model), "--overwrite"]
-        subprocess.run([sys.executable, "-m", "embedbeam.pipeline.cli.main", *train], check=True)
+        subprocess.run([sys.executable, "-m", "embedbeam.pipeline.cli.command", *train], check=True)
     test_images = sorted(test_dir.glob("*/*.png"))
     all_images = sorted([*train_dir.glob("*/*.png"), *test_images])
     shuffled = [all_images[i] for i in np.random.default_rng(SEED).permutation(len(all_images))]

@@ -63,7 +63,7 @@ def _embed(
 ) -> subprocess.CompletedProcess:
     flags = [f"--model={modality}={model}" for modality, model in models.items()]
     return subprocess.run(
-        [sys.executable, "-m", "embedbeam.pipeline.cli.main", "embed", *flags, "--manifest", str(manifest),
+        [sys.executable, "-m", "embedbeam.pipeline.cli.command", "embed", *flags, "--manifest", str(manifest),
          "--output", str(out), *more_flags],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,

@@ -21,7 +21,7 @@ import yaml
 from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 from dockerfile_parse import DockerfileParser
 
-from embedbeam.pipeline import cli
+from embedbeam.pipeline.cli import command
 from embedbeam.pipeline.jobs.embed import build_embed_pipeline
 from embedbeam.pipeline.jobs.train import build_train_pipeline
 from embedbeam.pipeline.model.model_dir import ModelInfo, write_model_info
@@ -80,10 +80,10 @@ def test_the_readmes_name_a_command_for_every_remote_runner():
 
 @pytest.mark.parametrize("argv", [argv for _, argv in COMMANDS], ids=[name for name, _ in COMMANDS])
 def test_every_submit_command_is_accepted_by_the_cli(argv):
-    parsed, rest = cli._parser().parse_known_args(argv)
+    parsed, rest = command._parser().parse_known_args(argv)
 
     assert parsed.command in ("train", "embed")
-    assert cli._unknown_flags(rest) == []
+    assert command._unknown_flags(rest) == []
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +213,7 @@ def test_the_flex_template_parameters_are_embed_flags():
     spec = json.loads((DEPLOY / "dataflow" / "metadata.json").read_text())
     embed_flags = {
         option
-        for action in cli._parser()._subparsers._group_actions[0].choices["embed"]._actions
+        for action in command._parser()._subparsers._group_actions[0].choices["embed"]._actions
         for option in action.option_strings
     }
 

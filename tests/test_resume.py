@@ -160,7 +160,7 @@ def _complete_shards(out: pathlib.Path) -> list[pathlib.Path]:
 @pytest.mark.slow
 def test_a_run_killed_mid_way_resumes_to_the_clean_table(trained_model, mnist_20k, tmp_path):
     """kill -9 once some shards are complete; --resume reuses them; the result is the clean run."""
-    command = [sys.executable, "-m", "embedbeam.pipeline.cli.main", "embed", "--model", str(trained_model),
+    command = [sys.executable, "-m", "embedbeam.pipeline.cli.command", "embed", "--model", str(trained_model),
                "--input", f"{mnist_20k}/*/*.png", "--output", str(tmp_path / "out"),
                "--rows-per-shard", "2000"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}

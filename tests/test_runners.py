@@ -211,7 +211,7 @@ def test_killing_the_sdk_worker_fails_the_job_loudly_and_a_rerun_completes(
     command = [
         sys.executable,
         "-m",
-        "embedbeam.pipeline.cli.main",
+        "embedbeam.pipeline.cli.command",
         *_embed_args(small_digits, direct_model, tmp_path / "out"),
         *flags,
     ]

@@ -2,7 +2,7 @@
 
 import sys
 
-from embedbeam.pipeline.cli.main import main
+from embedbeam.pipeline.cli.command import main
 
 if __name__ == "__main__":
     sys.exit(main(["embed", *sys.argv[1:]]))

@@ -1,5 +1,5 @@
 """The command line: flags, help and dispatch to the jobs and queries."""
 
-from embedbeam.pipeline.cli.main import main
+from embedbeam.pipeline.cli.command import main
 
 __all__ = ["main"]

@@ -5,7 +5,7 @@ rest of a bundle (Beam's bookkeeping, the writer), so a read-ahead thread
 overlaps little with them; a child process runs on a core of its own.
 
 Not multiprocessing or ProcessPoolExecutor: their spawned children import
-the launching script first (`embedbeam` -> embedbeam.pipeline.cli.main, hence Beam and
+the launching script first (`embedbeam` -> embedbeam.pipeline.cli.command, hence Beam and
 TensorFlow in every child, slow to start and large), and forking a process
 that runs TensorFlow's threads can deadlock. A child here is a Python that
 imports this module and the featurizers, nothing more, so it starts quickly;
