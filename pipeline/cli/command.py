@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from embedbeam.pipeline.cli import console, flags
+from embedbeam.pipeline.cli import console, failures, flags
 from embedbeam.pipeline.errors import UserError
 
 
@@ -173,8 +173,10 @@ def _run_job(command: str, args: list[str]) -> int:
             print(f"embeddings written to {os.path.join(output, 'embeddings')}")
             print(format_summary(summarize(output)))
     except UserError as error:
-        print(f"embedbeam {command}: error: {error}", file=sys.stderr)
+        failures.print_error(command, str(error))
         return 2
+    except Exception as error:  # noqa: BLE001 - one line if known, else re-raised
+        return failures.report(command, error, output)
     return 0
 
 
@@ -182,8 +184,10 @@ def _run_query(command: str, args: argparse.Namespace) -> int:
     try:
         print(_QUERIES[command].run(args))
     except UserError as error:
-        print(f"embedbeam {command}: error: {error}", file=sys.stderr)
+        failures.print_error(command, str(error))
         return 2
+    except Exception as error:  # noqa: BLE001 - one line if known, else re-raised
+        return failures.report(command, error, getattr(args, "output", None))
     return 0
 
 

@@ -1,7 +1,8 @@
 """What a command prints: its own lines by default, the libraries' too with --verbose.
 
 By default the console shows what embedbeam says (progress, the result, one-line
-errors: the records of the `embedbeam` loggers and what main prints). The
+errors: the records of the `embedbeam` loggers and what main prints; a run-time
+failure's traceback is an `embedbeam` DEBUG record, shown with --verbose). The
 libraries are quieted where each of them speaks:
 
 - TensorFlow's C++ logging (CUDA, oneDNN, ...): TF_CPP_MIN_LOG_LEVEL=3 in the
@@ -12,7 +13,8 @@ libraries are quieted where each of them speaks:
   file descriptor 2 on a temporary file; what else was written there meanwhile
   is written back to stderr afterwards;
 - Python loggers (absl, tensorflow, tensorflow_transform, apache_beam, root):
-  the console handler passes only `embedbeam` records;
+  the console handler passes only `embedbeam` records (so the ERROR with a
+  traceback Beam logs for a failed step stays off the console too);
 - Python warnings raised outside embedbeam are ignored, here and (through
   PYTHONWARNINGS) in child processes.
 
@@ -103,7 +105,8 @@ def _configure_logging(verbose: bool) -> None:
         if not verbose:
             handler.addFilter(_OursOnly())
         root.setLevel(logging.WARNING)  # the libraries' INFO is about their internals
-    logging.getLogger("embedbeam").setLevel(logging.INFO)
+    # DEBUG with --verbose: the traceback of a run-time failure shown in one line.
+    logging.getLogger("embedbeam").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 class _QuietTensorflowImport(importlib.abc.MetaPathFinder):

@@ -18,6 +18,7 @@ import dataclasses
 import fcntl
 import logging
 import os
+import pickle
 import queue
 import subprocess
 import sys
@@ -67,7 +68,21 @@ class FeaturizeProcessError(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class _Failure:
+    """What failed in a child: its traceback as text and, when it pickles, the exception
+    itself, which the parent raises its error from (an OSError keeps its errno and path
+    for the one line the command prints)."""
+
     traceback: str
+    error: BaseException | None = None
+
+    @classmethod
+    def of(cls, error: BaseException) -> _Failure:
+        text = "".join(traceback.format_exception(error))
+        try:
+            pickle.loads(pickle.dumps(error))
+        except Exception:  # noqa: BLE001 - any exception may fail to pickle; the text stays
+            return cls(text)
+        return cls(text, error)
 
 
 class _Child:
@@ -96,7 +111,8 @@ class _Child:
         except EOFError as error:
             raise self._exited() from error
         if isinstance(result, _Failure):
-            raise FeaturizeProcessError(f"a featurizing process failed:\n{result.traceback}")
+            message = f"a featurizing process failed:\n{result.traceback}"
+            raise FeaturizeProcessError(message) from result.error
         return result
 
     def stop(self) -> None:
@@ -111,7 +127,7 @@ class _Child:
     def _exited(self) -> FeaturizeProcessError:
         return FeaturizeProcessError(
             f"a featurizing process (pid {self._process.pid}) exited with code "
-            f"{self._process.wait()}; its error, if any, is above on stderr"
+            f"{self._process.wait()}"
         )
 
 
@@ -135,16 +151,16 @@ def _serve(requests: Connection, results: Connection) -> None:
     """The child's loop: the spec first, then batches of refs until the pipe closes."""
     try:
         featurize = requests.recv().build()
-    except Exception:  # noqa: BLE001 - reported to the parent, which raises it
-        results.send(_Failure(traceback.format_exc()))
+    except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
+        results.send(_Failure.of(error))
         return
     batches: queue.SimpleQueue[list[InputRef] | None] = queue.SimpleQueue()
     threading.Thread(target=_take_requests, args=(requests, batches), daemon=True).start()
     while (refs := batches.get()) is not None:
         try:
             outcome: FeaturizedRefs | _Failure = featurize(refs)
-        except Exception:  # noqa: BLE001 - reported to the parent, which raises it
-            outcome = _Failure(traceback.format_exc())
+        except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
+            outcome = _Failure.of(error)
         results.send(outcome)
 
 
@@ -154,14 +170,24 @@ def _take_requests(requests: Connection, batches: queue.SimpleQueue) -> None:
     try:
         while True:
             batches.put(requests.recv())
-    except EOFError:
+    except (EOFError, OSError):  # closed, or the parent is gone
+        pass
+    finally:
         batches.put(None)
 
 
 def main() -> None:
-    """A child's entry point (_CHILD_MAIN): argv holds its two pipes' descriptors."""
+    """A child's entry point (_CHILD_MAIN): argv holds its two pipes' descriptors.
+
+    A child prints no traceback: what fails in it goes to the parent as a _Failure,
+    and a pipe that breaks means the parent is gone (it failed, and says why in one
+    line), so the child just ends, with a status the parent would report.
+    """
     logging.basicConfig(format="%(levelname)s featurize process %(process)d: %(message)s")
-    _serve(
-        Connection(int(sys.argv[1]), writable=False),
-        Connection(int(sys.argv[2]), readable=False),
-    )
+    try:
+        _serve(
+            Connection(int(sys.argv[1]), writable=False),
+            Connection(int(sys.argv[2]), readable=False),
+        )
+    except (OSError, EOFError):  # BrokenPipeError and the like: the parent is gone
+        sys.exit(1)
