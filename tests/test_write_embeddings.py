@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pathlib
 
 import apache_beam as beam
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef, StagedShard
+from embedbeam.transforms.table import claim
 from embedbeam.transforms.table.centroids import read_centroids, write_centroids
 from embedbeam.transforms.table.layout import (
     DEAD_LETTER_SCHEMA,
@@ -57,9 +59,17 @@ def _ref_batches(name: str, p: beam.Pipeline, count: int) -> beam.PCollection[li
 
 
 def _write(
-    output_dir, output_model, rows, dead_letters, inputs_seen, inputs_expected=None, skipped=None
+    output_dir,
+    output_model,
+    rows,
+    dead_letters,
+    inputs_seen,
+    inputs_expected=None,
+    skipped=None,
+    run_id="run1",
+    **run_flags,
 ):
-    run = RunInfo("run1", 0.0, {"k": "v"}, inputs_expected)
+    run = RunInfo(run_id, 0.0, {"k": "v"}, inputs_expected, **run_flags)
     with TestPipeline() as p:
         table = TableInputs(
             dead_letters=p | "DeadLetters" >> beam.Create(dead_letters),
@@ -159,15 +169,74 @@ def test_counts_that_agree_but_cannot_be_true_commit_nothing(
     assert not (out / "_SUCCESS").exists() and not (out / "embeddings").exists()
 
 
+def _ids(out) -> list[str]:
+    return sorted(
+        ds.dataset(out / "embeddings", partitioning="hive").to_table().column("id").to_pylist()
+    )
+
+
 def test_a_second_commit_replaces_the_first_table_whole(tmp_path, output_model):
+    """--overwrite: the old table's files are moved aside, then go with this run's staging."""
     out = tmp_path / "out"
     _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2)
 
-    _write(out, output_model, [_rows((7, 1))], [], inputs_seen=1)
+    _write(out, output_model, [_rows((7, 1))], [], inputs_seen=1, run_id="run2", replaces=True)
 
-    assert ds.dataset(out / "embeddings", partitioning="hive").to_table().column(
-        "id"
-    ).to_pylist() == ["id7"]
+    assert _ids(out) == ["id7"]
+    assert json.loads((out / "_manifest.json").read_text())["run_id"] == "run2"
+    assert (out / "_SUCCESS").exists() and not (out / "_staging").exists()
+
+
+def test_without_overwrite_a_table_committed_meanwhile_is_kept_whole(tmp_path, output_model):
+    """Both runs passed the launch check; the second's commit re-checks and removes nothing."""
+    out = tmp_path / "out"
+    _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2)
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+
+    with pytest.raises(Exception, match="a table was committed to .* nothing removed"):
+        _write(out, output_model, [_rows((7, 1))], [], inputs_seen=1, run_id="run2")
+
+    assert _ids(out) == ["id0", "id1"] and (out / "_SUCCESS").exists()
+    after = sorted(p.relative_to(out) for p in out.rglob("*") if "_staging" not in p.parts)
+    assert after == before
+
+
+@pytest.mark.parametrize("holder", [None, "someone-else"], ids=["claim gone", "claim taken"])
+def test_a_commit_that_lost_its_claim_replaces_nothing(tmp_path, output_model, holder):
+    out = tmp_path / "out"
+    _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2)
+    if holder:
+        (out / "_claim.json").write_bytes(claim.new_claim(holder).to_json())
+
+    with pytest.raises(Exception, match="claim lost: run run2 no longer holds"):
+        _write(
+            out, output_model, [_rows((7, 1))], [], inputs_seen=1, run_id="run2",
+            claimed=True, replaces=True,
+        )  # fmt: skip
+
+    assert _ids(out) == ["id0", "id1"] and (out / "_SUCCESS").exists()
+
+
+def test_the_commit_deletes_its_own_staging_folder_and_no_other(tmp_path, output_model):
+    out = tmp_path / "out"
+    (out / "_claim.json").parent.mkdir(parents=True)
+    (out / "_claim.json").write_bytes(claim.new_claim("run1").to_json())
+    others = _shard_of_another_run(out)
+
+    _write(out, output_model, [_rows((0, 0), (1, 0))], [], inputs_seen=2, claimed=True)
+
+    assert _ids(out) == ["id0", "id1"] and others.exists()
+    assert [p.name for p in (out / "_staging").iterdir()] == ["other"]
+
+
+def _shard_of_another_run(out) -> pathlib.Path:
+    return pathlib.Path(
+        write_shard_batches(
+            staged_dir(str(out), "other", EMBEDDINGS, "image"),
+            embeddings_schema(2),
+            [_rows((5, 0)).records],
+        )
+    )
 
 
 def test_staged_shards_commit_with_the_centroids_refitted_in_the_run(tmp_path, output_model):

@@ -7,24 +7,31 @@ With `--recluster` the shards arrive already staged (transforms/recluster.py
 writes them once its centroids are fitted) and are committed the same way.
 When every file is written, one commit step (a single-key GroupByKey, so no
 side inputs are needed) checks that inputs seen = rows + dead letters (+ inputs
-skipped because a resumed run keeps their rows), moves the staged files into
-place, writes each modality's `centroids/modality=<m>/centroids.parquet` (the
-model's, or with `--recluster` the ones fitted in this run, which arrive as
-Refits) and `_manifest.json`, and writes `_SUCCESS` last. What the commit is
-told arrives as facts, one small dataclass each (WrittenFile, ClusterSize,
-Count, Refit, RunStarted). Until `_SUCCESS`
-exists the output is not a table: a failed run leaves none, a repeated run
-replaces the old table only at its own commit, and a resumed run adds its rows
-to the kept ones at its commit.
+skipped because a resumed run keeps their rows), stages each modality's
+`centroids/modality=<m>/centroids.parquet` (the model's, or with `--recluster`
+the ones fitted in this run, which arrive as Refits), checks that OUT is still
+this run's to write (its claim, table/claim.py), moves the old table aside and
+the staged files into place, writes `_manifest.json`, and writes `_SUCCESS`
+last (the order, and why a kill at any step is recoverable:
+`_CommitRun._replace_table`). What the commit is told arrives as facts, one
+small dataclass each (WrittenFile, ClusterSize, Count, Refit, RunStarted).
+Until `_SUCCESS` exists the output is not a table: a failed run leaves none, a
+repeated run replaces the old table only at its own commit (and only with
+`--overwrite` or `--resume`), and a resumed run adds its rows to the kept ones
+at its commit. The commit deletes only its own staging folder and those of the
+interrupted runs whose shards it kept.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
+import os
 import posixpath
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -33,10 +40,12 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.io.filesystems import FileSystems
 
+from embedbeam.pipeline.errors import RunFailure
 from embedbeam.transforms.common.by_modality import split_by_modality
 from embedbeam.transforms.common.records import DeadLetter, EmbeddingRows, InputRef, StagedShard
+from embedbeam.transforms.table import claim
 from embedbeam.transforms.table.centroids import write_centroids
-from embedbeam.transforms.table.files import move_files, write_bytes
+from embedbeam.transforms.table.files import list_files, move_files, write_bytes
 from embedbeam.transforms.table.layout import (
     DEAD_LETTER,
     DEFAULT_ROWS_PER_SHARD,
@@ -46,7 +55,9 @@ from embedbeam.transforms.table.layout import (
     SUCCESS,
     TABLE_DIRS,
     centroids_path,
+    claim_path,
     embeddings_schema,
+    replaced_dir,
     staged_dir,
     staged_run,
     staging_dir,
@@ -137,13 +148,17 @@ class ResumePlan:
 
 @dataclasses.dataclass(frozen=True)
 class RunInfo:
-    """Facts about this run that go into `_manifest.json`."""
+    """Facts about this run: what goes into `_manifest.json`, and what the commit re-checks."""
 
     run_id: str
     started_at: float
     options: Mapping[str, Any]
     # Inputs the launcher listed (None if unknown, e.g. .jsonl): a job that saw fewer lost some.
     inputs_expected: int | None = None
+    # The launcher holds OUT's claim (table/claim.py) for run_id: the commit checks it still does.
+    claimed: bool = False
+    # --overwrite or --resume: the commit may replace a committed table (else it refuses).
+    replaces: bool = False
 
 
 class TableInputs(NamedTuple):
@@ -335,20 +350,14 @@ class _CommitRun(beam.DoFn):
                 f"{counts[DEAD_LETTERS]} dead letters + {counts[INPUTS_SKIPPED]} inputs "
                 "skipped (their rows kept) written"
             )
+        staging = staging_dir(self._output_dir, self._run.run_id)
         if not counts[DEAD_LETTERS]:
             # Readers find the dead_letter table, empty, when every input made a row.
-            staged.append(
-                write_empty_dead_letters(
-                    posixpath.join(staging_dir(self._output_dir, self._run.run_id), DEAD_LETTER)
-                )
-            )
+            staged.append(write_empty_dead_letters(posixpath.join(staging, DEAD_LETTER)))
         kept = self._resume
         for size in kept.cluster_sizes:
             cluster_sizes[size.modality, size.cluster_id] += size.rows
-        self._remove_previous_table()
-        staged_root = posixpath.join(self._output_dir, STAGING)
-        committed = [path for path in kept.keep if not path.startswith(staged_root + "/")]
-        committed += self._move_staged(sorted(staged) + sorted(set(kept.keep) - set(committed)))
+        # The centroids are staged too, so that the table's files all move in one step.
         models = {}
         for model in self._models:
             refit = refits.get(model.modality)
@@ -356,9 +365,9 @@ class _CommitRun(beam.DoFn):
             sizes = np.array(
                 [cluster_sizes.get((model.modality, i), 0) for i in range(len(centroids))]
             )
-            path = centroids_path(self._output_dir, model.modality)
+            path = centroids_path(staging, model.modality)
             write_centroids(path, centroids, sizes)
-            committed.append(path)
+            staged.append(path)
             models[model.modality] = {
                 "model_version": model.model_version,
                 "embedding_dim": model.embedding_dim,
@@ -366,28 +375,25 @@ class _CommitRun(beam.DoFn):
                 "rows": int(sizes.sum()),
                 **({"recluster": dict(refit.record)} if refit else {}),
             }
-        manifest = {
-            "run_id": self._run.run_id,
-            # Kept rows of inputs this run did not list count as seen (by the run that wrote them).
-            "inputs_seen": counts[INPUTS_SEEN] + kept.rows - counts[INPUTS_SKIPPED],
-            "rows_written": rows + kept.rows,
-            "dead_letters": counts[DEAD_LETTERS],
-            "resumed": {
-                "inputs_listed": counts[INPUTS_SEEN],
-                "inputs_skipped": counts[INPUTS_SKIPPED],
-                "rows_kept": kept.rows,
+        committed = self._replace_table(
+            sorted(staged),
+            {
+                "run_id": self._run.run_id,
+                # Kept rows of inputs this run did not list count as seen (by the run that
+                # wrote them).
+                "inputs_seen": counts[INPUTS_SEEN] + kept.rows - counts[INPUTS_SKIPPED],
+                "rows_written": rows + kept.rows,
+                "dead_letters": counts[DEAD_LETTERS],
+                "resumed": {
+                    "inputs_listed": counts[INPUTS_SEEN],
+                    "inputs_skipped": counts[INPUTS_SKIPPED],
+                    "rows_kept": kept.rows,
+                },
+                "models": models,
+                "options": dict(self._run.options),
+                "wall_time_s": round(time.time() - self._run.started_at, 2),
             },
-            "models": models,
-            "options": dict(self._run.options),
-            "wall_time_s": round(time.time() - self._run.started_at, 2),
-            "files": sorted(posixpath.relpath(path, self._output_dir) for path in committed),
-        }
-        write_bytes(
-            posixpath.join(self._output_dir, RUN_RECORD),
-            json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"),
         )
-        write_bytes(posixpath.join(self._output_dir, SUCCESS), b"")
-        FileSystems.delete([staged_root])
         _LOG.info(
             "committed %d rows (%d kept from earlier runs) and %d dead letters to %s",
             rows + kept.rows,
@@ -397,21 +403,99 @@ class _CommitRun(beam.DoFn):
         )
         yield from committed
 
-    def _remove_previous_table(self) -> None:
-        """A table from an earlier run (or the debris of a failed commit) goes first, marker first.
+    def _replace_table(self, staged: list[str], record: dict[str, Any]) -> list[str]:
+        """Puts this run's table in place of what OUT holds, in an order a kill at any step
+        leaves recoverable (by `--resume` or `--overwrite`); returns the table's files.
 
-        A resumed run keeps the table's embeddings files it resumes from.
+        1. check that OUT is still this run's to write (its claim; no table committed
+           meanwhile, unless --overwrite or --resume);
+        2. remove `_SUCCESS`: from here OUT holds no table;
+        3. move the old table's files (but those a resumed run keeps) aside, into this
+           run's `_staging/<run>/_replaced/`, where `--resume` does not look;
+        4. move the staged files (this run's, and those kept from interrupted runs) in;
+        5. write the run record, then `_SUCCESS`;
+        6. delete this run's staging folder (the replaced table with it) and those of
+           the interrupted runs whose shards it kept; never another run's.
+
+        Test hook: if the environment variable COMMIT_KILL_AT_ENV names one of the
+        steps in COMMIT_STEPS, the process kills itself with SIGKILL when it reaches
+        that step (tests/test_kill_anywhere.py); nothing else reads it.
         """
-        resuming = bool(self._resume.keep or self._resume.drop)
-        names = (
-            SUCCESS,
-            RUN_RECORD,
-            *(d for d in TABLE_DIRS if not (resuming and d == EMBEDDINGS)),
+        out, run_id = self._output_dir, self._run.run_id
+        self._check_output_is_ours()
+        _reached("checked")
+        success = posixpath.join(out, SUCCESS)
+        if FileSystems.exists(success):
+            FileSystems.delete([success])
+        _reached("unmarked")
+        self._move_previous_table_aside()
+        _reached("moved_aside")
+        staged_root = posixpath.join(out, STAGING)
+        kept = self._resume.keep
+        committed = [path for path in kept if not path.startswith(staged_root + "/")]
+        to_move = staged + sorted(set(kept) - set(committed))
+        half = len(to_move) // 2
+        committed += self._move_staged(to_move[:half])
+        _reached("moving_in")
+        committed += self._move_staged(to_move[half:])
+        _reached("moved_in")
+        record["files"] = sorted(posixpath.relpath(path, out) for path in committed)
+        write_bytes(
+            posixpath.join(out, RUN_RECORD),
+            json.dumps(record, indent=2, sort_keys=True).encode("utf-8"),
         )
-        paths = [posixpath.join(self._output_dir, name) for name in names]
-        for path in (*paths, *self._resume.drop):
+        _reached("recorded")
+        write_bytes(success, b"")
+        _reached("marked")
+        resumed_from = {
+            staged_run(path, out) for path in kept if path.startswith(staged_root + "/")
+        }
+        for run in sorted({run_id} | resumed_from):
+            path = staging_dir(out, run)
             if FileSystems.exists(path):
                 FileSystems.delete([path])
+        _remove_empty_local_dir(staged_root)
+        return committed
+
+    def _check_output_is_ours(self) -> None:
+        """Step 1: the claim still names this run, and no table was committed meanwhile."""
+        out, run_id = self._output_dir, self._run.run_id
+        holder = claim.holder(claim_path(out))
+        if self._run.claimed and (holder is None or holder.run_id != run_id):
+            held = f"it is held by {holder.describe()}" if holder else "its claim is gone"
+            raise RunFailure(
+                f"claim lost: run {run_id} no longer holds {out} ({held}); nothing was "
+                "committed and nothing removed"
+            )
+        if not self._run.claimed and holder is not None and holder.run_id != run_id:
+            raise RunFailure(
+                f"refusing to commit: {out} is claimed by {holder.describe()}; nothing removed"
+            )
+        if not self._run.replaces and FileSystems.exists(posixpath.join(out, SUCCESS)):
+            raise RunFailure(
+                f"refusing to commit: a table was committed to {out} while run {run_id} ran; "
+                "nothing removed (pass --overwrite to replace it)"
+            )
+
+    def _move_previous_table_aside(self) -> None:
+        """Step 3: the files of the old table (or the debris of a commit that died) go
+        into this run's staging folder; the files a resumed run keeps stay."""
+        out = self._output_dir
+        aside = replaced_dir(out, self._run.run_id)
+        kept = set(self._resume.keep)
+        record = posixpath.join(out, RUN_RECORD)
+        if FileSystems.exists(record):
+            move_files([record], out, aside)
+        for index, name in enumerate(TABLE_DIRS):
+            directory = posixpath.join(out, name)
+            if not FileSystems.exists(directory):
+                continue
+            old = [path for path in list_files(directory) if path not in kept]
+            if old:
+                move_files(old, out, aside)
+            _remove_empty_local_dirs(directory)
+            if index == 0:
+                _reached("moving_aside")
 
     def _move_staged(self, paths: list[str]) -> list[str]:
         """Staged files (of this run, or kept from interrupted ones) to their place in the table."""
@@ -423,3 +507,39 @@ class _CommitRun(beam.DoFn):
         for run_id, run_paths in sorted(by_run.items()):
             moved += move_files(run_paths, posixpath.join(staged_root, run_id), self._output_dir)
         return moved
+
+
+# The commit's steps, in order, as the test hook names them (_CommitRun._replace_table).
+COMMIT_STEPS = (
+    "checked",
+    "unmarked",
+    "moving_aside",
+    "moved_aside",
+    "moving_in",
+    "moved_in",
+    "recorded",
+    "marked",
+)
+COMMIT_KILL_AT_ENV = "EMBEDBEAM_TEST_KILL_AT_COMMIT_STEP"
+
+
+def _reached(step: str) -> None:
+    """Logs a commit step (at debug level); the test hook kills the process at the named one."""
+    _LOG.debug("commit step: %s", step)
+    if os.environ.get(COMMIT_KILL_AT_ENV) == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _remove_empty_local_dirs(root: str) -> None:
+    """Removes the empty folders under local `root` (and it, if empty); object stores have none."""
+    if "://" in root or not os.path.isdir(root):
+        return
+    for directory, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
+
+
+def _remove_empty_local_dir(directory: str) -> None:
+    if "://" not in directory:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)

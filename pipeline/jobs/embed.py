@@ -31,6 +31,7 @@ from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.jobs.options import EmbedOptions, JobOptions
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
+    claimed_output,
     expected_inputs,
     input_source,
     new_run_id,
@@ -57,6 +58,7 @@ from embedbeam.transforms.table.layout import (
     EMBEDDINGS,
     SUCCESS,
     UNASSIGNED,
+    claim_path,
     staged_dir,
 )
 from embedbeam.transforms.write_embeddings import (
@@ -106,12 +108,16 @@ def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
 
 
 def build_embed_pipeline(
-    options: PipelineOptions, pipeline: beam.Pipeline | None = None, run_id: str | None = None
+    options: PipelineOptions,
+    pipeline: beam.Pipeline | None = None,
+    run_id: str | None = None,
+    claimed: bool = False,
 ) -> beam.Pipeline:
     """The embed job's graph; `embed` runs it, tests pass a TestPipeline.
 
     Each input goes to the model of its modality; inputs of a modality with
-    no model become dead letters.
+    no model become dead letters. `claimed`: the caller holds OUT's claim for
+    `run_id` (embed does), which the commit checks it still holds.
     """
     job = options.view_as(JobOptions)
     options = options.view_as(EmbedOptions)
@@ -204,6 +210,8 @@ def build_embed_pipeline(
             started_at=time.time(),
             options=_job_flags(job, options, models),
             inputs_expected=expected,
+            claimed=claimed,
+            replaces=bool(job.overwrite or options.resume),
         ),
         resume,
         options.rows_per_shard,
@@ -213,17 +221,26 @@ def build_embed_pipeline(
 
 def embed(options: PipelineOptions) -> PipelineResult:
     """Runs the embed job and checks that it committed, since a runner may report
-    success for a graph it did not run whole (DaskRunner, deploy/dask/README.md)."""
+    success for a graph it did not run whole (DaskRunner, deploy/dask/README.md).
+
+    The job holds OUT's claim (`OUT/_claim.json`) from before it looks at OUT
+    (the --resume plan, the launch checks) until it ends, so a second run into
+    the same OUT fails fast instead of racing this one to the commit.
+    """
+    job = options.view_as(JobOptions)
+    output = job.output
+    # A cheap look first, so that a finished OUT refuses before anything is written there.
+    check_output_dir(output, SUCCESS, job.overwrite or options.view_as(EmbedOptions).resume)
     # What is loaded by now (Beam, TensorFlow) outlives the job; frozen while it runs,
     # it is not walked by every full garbage collection.
     gc.freeze()
     try:
         run_id = new_run_id()
-        result = build_embed_pipeline(options, run_id=run_id).run()
-        result.wait_until_finish()
+        with claimed_output(claim_path(output), run_id, output):
+            result = build_embed_pipeline(options, run_id=run_id, claimed=True).run()
+            result.wait_until_finish()
     finally:
         gc.unfreeze()
-    output = options.view_as(JobOptions).output
     if not FileSystems.exists(posixpath.join(output, SUCCESS)) or (
         read_run_record(output)["run_id"] != run_id
     ):

@@ -1,13 +1,15 @@
 """What the jobs share: the checks before a graph is built (inputs exist, output is free),
-progress, and the one stage that reads and featurizes inputs for both."""
+the claim a job holds on its output while it runs, progress, and the one stage that
+reads and featurizes inputs for both."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import apache_beam as beam
@@ -26,6 +28,7 @@ from embedbeam.transforms.list_inputs import (
 )
 from embedbeam.transforms.read_and_featurize import ReadAndFeaturize
 from embedbeam.transforms.sparse.modalities import MODALITIES
+from embedbeam.transforms.table import claim
 from embedbeam.transforms.table.files import match_paths
 
 # Inputs from which featurizing processes repay their start-up; in smaller jobs the
@@ -68,6 +71,22 @@ def check_output_dir(output: str | None, marker: str, overwrite: bool) -> None:
         raise UserError("say where to write: --output DIR")
     if FileSystems.exists(posixpath.join(output, marker)) and not overwrite:
         raise UserError(f"{output} already holds a finished result; pass --overwrite to replace it")
+
+
+@contextlib.contextmanager
+def claimed_output(claim_path: str, run_id: str, output: str) -> Iterator[claim.Claim]:
+    """Holds the claim on `output` (its file `claim_path`) for run `run_id` while the
+    block runs: one writer per output. Another live run's claim is a one-line UserError
+    naming that run and how to clear it if it is gone; a dead run's is taken over."""
+    try:
+        with claim.holding(claim_path, run_id) as held:
+            yield held
+    except claim.ClaimHeld as error:
+        raise UserError(
+            f"{output} is being written by {error.holder.describe()}; wait for it to "
+            f"finish, or if that run is gone (a claim without heartbeat is taken over after "
+            f"{claim.STALE_AFTER_S:.0f} s), delete {claim_path}"
+        ) from None
 
 
 def progress_spec(

@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
+import errno
 import logging
+import os
 import posixpath
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -36,10 +40,11 @@ from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOpt
 from sklearn.cluster import KMeans
 from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
 
-from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.errors import RunFailure, UserError
 from embedbeam.pipeline.jobs.options import JobOptions, TrainOptions
 from embedbeam.pipeline.jobs.preflight import (
     check_output_dir,
+    claimed_output,
     expected_inputs,
     input_source,
     new_run_id,
@@ -63,6 +68,7 @@ from embedbeam.transforms.list_inputs import InputSource, ListInputBatches
 from embedbeam.transforms.sparse import InvalidInput, TokenRows
 from embedbeam.transforms.sparse.modalities import MODALITIES, vocabulary_size
 from embedbeam.transforms.sparse.vocabulary import TOKENS
+from embedbeam.transforms.table import claim
 from embedbeam.transforms.table.centroids import write_centroids
 from embedbeam.transforms.table.files import list_files, move_files, read_parquet
 from embedbeam.transforms.write_dead_letters import (
@@ -97,6 +103,7 @@ TRANSFORMED_PREFIX = "transformed/part"
 TRAIN_STAGE = "train"  # the stage of an unlabelled input's dead letter
 TRAINING_BATCH_SIZE = 1024  # inputs listed, read and featurized together
 TRAINING_DEAD_LETTERS = "training_dead_letter"
+MODEL_CLAIM_SUFFIX = ".claim"  # `<output>.claim`: the training that writes <output> now
 
 
 def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -223,30 +230,122 @@ def read_transformed(work_dir: str) -> pa.Table:
 def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
     """Runs the whole training job and returns the written model's info.
 
-    The model directory is assembled beside its destination and moved there
-    only when complete, so a failed training leaves no half model behind.
+    One training at a time writes a model directory: the run holds a claim
+    beside it (`<output>.claim`, table/claim.py) from launch to end, so a
+    second one fails fast. The model directory is assembled beside its
+    destination (`<output>.partial-<run>`) and put in place only when complete
+    (replace_directory), after checking that the claim is still this run's, so
+    a failed or killed training leaves no half model and never a mixed one.
     """
     started = time.time()
     job = options.view_as(JobOptions)
     check_output_dir(job.output, model_dir_lib.MODEL_JSON, job.overwrite)
-    with analyzed(options, f"{job.output.rstrip('/')}.partial") as (work_dir, model_dir):
-        info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
-        if FileSystems.exists(job.output):
-            FileSystems.delete([job.output])
-        move_files(list_files(model_dir), model_dir, job.output)
+    output = job.output.rstrip("/")
+    run_id = new_run_id()
+    claim_file = output + MODEL_CLAIM_SUFFIX
+    with claimed_output(claim_file, run_id, output):
+        check_output_dir(output, model_dir_lib.MODEL_JSON, job.overwrite)  # now under the claim
+        with analyzed(options, f"{output}.partial", run_id) as (work_dir, model_dir):
+            info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
+            holder = claim.holder(claim_file)
+            if holder is None or holder.run_id != run_id:
+                held = f"it is held by {holder.describe()}" if holder else "its claim is gone"
+                raise RunFailure(
+                    f"claim lost: training run {run_id} no longer holds {output} ({held}); "
+                    "the model was not written"
+                )
+            if not job.overwrite and FileSystems.exists(
+                posixpath.join(output, model_dir_lib.MODEL_JSON)
+            ):
+                raise RunFailure(
+                    f"refusing to write the model: {output} got a model while this training "
+                    "ran; pass --overwrite to replace it"
+                )
+            replace_directory(model_dir, output)
     return info
 
 
+def replace_directory(new: str, target: str) -> None:
+    """Puts the complete directory `new` at `target`, replacing what is there, so that a
+    reader of `target` sees the old directory or the new one, never a mix or nothing.
+
+    Locally: a rename if `target` does not exist; else the two are swapped in one
+    step (Linux renameat2 with RENAME_EXCHANGE; the old one is left at `new`, for
+    the caller to delete), or where the filesystem cannot swap, the old one is
+    renamed aside, the new one into place (the old one back if that fails) and the
+    old one deleted. Object stores have no directories to rename: the old files
+    are moved aside, the new ones in, and the old ones deleted, so a reader in
+    between can find a partial model (deploy/README.md, "One writer per output").
+    """
+    if "://" in target:
+        _replace_by_moving_files(new, target)
+        return
+    if not os.path.lexists(target):
+        os.rename(new, target)
+        return
+    if _exchange(new, target):
+        return
+    aside = f"{new}.replaced"
+    os.rename(target, aside)
+    try:
+        os.rename(new, target)
+    except OSError:
+        os.rename(aside, target)
+        raise
+    shutil.rmtree(aside)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+# What renameat2 returns where the kernel, the C library or the filesystem cannot swap.
+_CANNOT_EXCHANGE = {errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Swaps two paths atomically (Linux renameat2 RENAME_EXCHANGE); False if not possible here."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p]
+    renameat2.argtypes += [ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    paths = os.fsencode(first), os.fsencode(second)
+    if renameat2(_AT_FDCWD, paths[0], _AT_FDCWD, paths[1], _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in _CANNOT_EXCHANGE:
+        return False
+    raise OSError(error, os.strerror(error), second)
+
+
+def _replace_by_moving_files(new: str, target: str) -> None:
+    aside = f"{new}.replaced"
+    old = list_files(target) if FileSystems.exists(target) else []
+    if old:
+        move_files(old, target, aside)
+    try:
+        move_files(list_files(new), new, target)
+    except Exception:
+        if old:
+            move_files(list_files(aside), aside, target)
+        raise
+    if FileSystems.exists(aside):
+        FileSystems.delete([aside])
+
+
 @contextlib.contextmanager
-def analyzed(options: PipelineOptions, model_dir_prefix: str) -> Iterator[tuple[str, str]]:
+def analyzed(
+    options: PipelineOptions, model_dir_prefix: str, run_id: str | None = None
+) -> Iterator[tuple[str, str]]:
     """Runs the Beam half of training; yields (work dir, model dir) and removes both after.
 
     The work dir (transformed rows) is under --temp_location if given, else a
     local temporary folder; the model dir (transform_fn, dead letters) is
-    `model_dir_prefix` plus a run id.
+    `model_dir_prefix` plus the run id (a new one if not given).
     """
     source = input_source(options.view_as(JobOptions))
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     temp_location = options.view_as(GoogleCloudOptions).temp_location
     work_dir = (
         posixpath.join(temp_location, f"embedbeam-train-{run_id}")

@@ -6,6 +6,8 @@
     OUT/_manifest.json                             the run record: counts, models, options
     OUT/_SUCCESS                                   written last: the table is complete
     OUT/_staging/<run>/...                         a run's files before its commit
+    OUT/_staging/<run>/_replaced/...               the table it replaces, moved aside at its commit
+    OUT/_claim.json                                the run writing OUT now (table/claim.py)
     OUT/_index/modality=<m>/<metric>-<run>.faiss   `similar`'s search index of the commit
 
 The writer, `--resume` and every reader import these, so the layout has one home.
@@ -24,6 +26,10 @@ SUCCESS = "_SUCCESS"
 # "run record", so it is not mistaken for an input manifest (--manifest).
 RUN_RECORD = "_manifest.json"
 STAGING = "_staging"
+# Inside a run's staging folder: the files of the table its commit replaces. Not an
+# `embeddings/` folder of its own, so `--resume` never takes them for staged shards.
+REPLACED = "_replaced"
+CLAIM = "_claim.json"
 EMBEDDINGS = "embeddings"
 DEAD_LETTER = "dead_letter"
 CENTROIDS = "centroids"
@@ -55,6 +61,16 @@ def index_path(output_dir: str, modality: str, metric: str, run_id: str) -> str:
 def staging_dir(output_dir: str, run_id: str) -> str:
     """`OUT/_staging/<run>`: everything run `run_id` writes before its commit."""
     return posixpath.join(output_dir.rstrip("/"), STAGING, run_id)
+
+
+def replaced_dir(output_dir: str, run_id: str) -> str:
+    """`OUT/_staging/<run>/_replaced`: where run `run_id`'s commit moves the table it replaces."""
+    return posixpath.join(staging_dir(output_dir, run_id), REPLACED)
+
+
+def claim_path(output_dir: str) -> str:
+    """`OUT/_claim.json`: who writes OUT now; one run at a time."""
+    return posixpath.join(output_dir.rstrip("/"), CLAIM)
 
 
 def staged_dir(output_dir: str, run_id: str, table: str, modality: str) -> str:
