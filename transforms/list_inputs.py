@@ -13,9 +13,10 @@ import io
 import itertools
 import json
 import math
+import os
 import posixpath
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import apache_beam as beam
 import pyarrow as pa
@@ -26,7 +27,9 @@ from apache_beam.io.filesystems import FileSystems
 
 import embedbeam.transforms.common.coders  # noqa: F401 - InputRef's coder, for list[InputRef]
 from embedbeam.transforms.common.records import InputRef, id_for_uri
+from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.modalities import modality_for_uri
+from embedbeam.transforms.sparse.read_bytes import open_regular_file, read_file
 from embedbeam.transforms.table.files import absolute, match_paths
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
@@ -103,18 +106,17 @@ def expand_jsonl(ref: InputRef, text_field: str) -> Iterator[InputRef]:
 
     A line that is not a JSON object with a string `text_field` is still an
     input, carrying the reason it will be a dead letter; a `label` field
-    overrides the folder's label.
+    overrides the folder's label. A .jsonl that cannot be read (a FIFO or a
+    device by that name, a symlink loop, a file gone since it was matched) is
+    one input carrying the reason, as reading would give it.
     """
     if not ref.uri.endswith(".jsonl"):
         yield ref
         return
     try:
-        with FileSystems.open(ref.uri, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            lines = handle.read().decode("utf-8", errors="replace").splitlines()
-    except OSError as error:
-        yield dataclasses.replace(
-            ref, problem=("unreadable_file", f"{type(error).__name__}: {error}")
-        )
+        lines = read_file(ref.uri).decode("utf-8", errors="replace").splitlines()
+    except InvalidInput as error:
+        yield dataclasses.replace(ref, problem=(error.reason, str(error)))
         return
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -221,13 +223,13 @@ def read_manifest_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | Manife
     Row numbers count from 1 over data rows (JSONL: over lines). A row that
     cannot be parsed comes as a ManifestRowError instead of failing the file.
     """
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_manifest(path) as handle:
         yield from _manifest_rows(path, handle)
 
 
 def manifest_columns(path: str) -> list[str]:
     """Column names of a manifest (of its first rows); used to fail fast on one without `uri`."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_manifest(path) as handle:
         if manifest_format(path) in ("jsonl", "json"):
             names: dict[str, None] = {}
             for _, row in itertools.islice(_jsonl_rows(handle), _BATCH_ROWS):
@@ -239,10 +241,19 @@ def manifest_columns(path: str) -> list[str]:
 
 def manifest_row_count(path: str) -> int:
     """Rows of a manifest (each one input), for progress with an ETA."""
-    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+    with open_manifest(path) as handle:
         if manifest_format(path) == "parquet":
             return pq.ParquetFile(handle).metadata.num_rows
         return sum(1 for _ in _manifest_rows(path, handle))
+
+
+def open_manifest(path: str) -> BinaryIO:
+    """The manifest at `path`, open for reading; InvalidInput when a local one is not a
+    regular file (a FIFO would block the open, a device never end)."""
+    if "://" in path:
+        return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+    descriptor, _ = open_regular_file(path)
+    return os.fdopen(descriptor, "rb")
 
 
 def manifest_format(path: str) -> str:

@@ -3,6 +3,7 @@ Beam's FileSystems (local, gs://, s3://, ...)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import re
@@ -12,6 +13,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes, FileSystem
 from apache_beam.io.filesystems import FileSystems
+
+_LOG = logging.getLogger(__name__)
 
 # What FileSystem.match takes for the part of a pattern before its first wildcard.
 _BEFORE_WILDCARD = re.compile(r"^[^[*?]*")
@@ -32,6 +35,13 @@ def match_paths(pattern: str) -> list[str]:
     fill FileMetadata's size and mtime, which nothing here uses (measured in
     bench/README.md, 'Why the code is this way'). Anything else goes to
     FileSystems.
+
+    Without those stats, a name that cannot be stat'ed (a dangling symlink, a
+    symlink loop) is kept where Beam would drop it without a word: it is an
+    input, and reading makes it a dead letter with the reason. As in Beam,
+    symlinked directories are not walked into (so a symlink loop in the tree
+    cannot recurse) and a directory that cannot be listed is skipped, with a
+    warning in the log.
     """
     if pattern.endswith(("/", "\\")):
         pattern += "*"
@@ -44,10 +54,14 @@ def match_paths(pattern: str) -> list[str]:
     matches = re.compile(FileSystem.translate_pattern(pattern)).match
     return [
         path
-        for directory, _, names in os.walk(root)
+        for directory, _, names in os.walk(root, onerror=_warn_unlisted)
         for path in (os.path.join(directory, name) for name in names)
         if matches(path)
     ]
+
+
+def _warn_unlisted(error: OSError) -> None:
+    _LOG.warning("cannot list %s, skipped: %s", error.filename, error.strerror or error)
 
 
 def list_files(root: str) -> list[str]:
