@@ -109,7 +109,7 @@ def test_a_runner_that_reports_success_without_committing_is_an_error(
 ):
     """DaskRunner, for one, computes only some branches of a graph and still reports success."""
 
-    def graph_without_its_commit(options, run_id):
+    def graph_without_its_commit(options, run_id, **_):  # claimed=, ...
         pipeline = beam.Pipeline()
         _ = pipeline | beam.Create([1, 2, 3])
         return pipeline
