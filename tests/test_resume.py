@@ -59,6 +59,17 @@ def test_resume_keeps_the_table_and_whole_shards_with_ids_not_yet_kept(tmp_path)
     assert plan.drop == ()
 
 
+def test_resume_never_takes_the_table_a_killed_commit_moved_aside(tmp_path):
+    """A commit moves the table it replaces into its own `_staging/<run>/_replaced/`."""
+    out = tmp_path / "out"
+    _shard(out / "_staging" / "run1" / "embeddings" / "modality=image", ["new"])
+    _shard(out / "_staging" / "run1" / "_replaced" / "embeddings" / "modality=image", ["old"])
+
+    plan = plan_resume(str(out), {"image": "v1"})
+
+    assert plan.rows == 1 and len(plan.keep) == 1 and "_replaced" not in plan.keep[0]
+
+
 def test_resume_ignores_shards_of_an_interrupted_recluster_run(tmp_path):
     """Its rows carry cluster ids of centroids fitted in that run, not the model's."""
     out = tmp_path / "out"

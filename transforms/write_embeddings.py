@@ -18,8 +18,9 @@ small dataclass each (WrittenFile, ClusterSize, Count, Refit, RunStarted).
 Until `_SUCCESS` exists the output is not a table: a failed run leaves none, a
 repeated run replaces the old table only at its own commit (and only with
 `--overwrite` or `--resume`), and a resumed run adds its rows to the kept ones
-at its commit. The commit deletes only its own staging folder and those of the
-interrupted runs whose shards it kept.
+at its commit. The commit deletes its own staging folder, and only those of
+other runs that are known to be dead (it took over their claim, or kept their
+shards), never a live run's.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ class RunInfo:
     claimed: bool = False
     # --overwrite or --resume: the commit may replace a committed table (else it refuses).
     replaces: bool = False
+    # The dead run whose claim this run took over: its staging folder goes at the commit.
+    took_over: str | None = None
 
 
 class TableInputs(NamedTuple):
@@ -414,8 +417,9 @@ class _CommitRun(beam.DoFn):
            run's `_staging/<run>/_replaced/`, where `--resume` does not look;
         4. move the staged files (this run's, and those kept from interrupted runs) in;
         5. write the run record, then `_SUCCESS`;
-        6. delete this run's staging folder (the replaced table with it) and those of
-           the interrupted runs whose shards it kept; never another run's.
+        6. delete this run's staging folder (the replaced table with it), and those of
+           the dead runs it took the claim over from or kept shards of (a killed
+           commit's old table, moved aside, goes with them); never a live run's.
 
         Test hook: if the environment variable COMMIT_KILL_AT_ENV names one of the
         steps in COMMIT_STEPS, the process kills itself with SIGKILL when it reaches
@@ -447,10 +451,10 @@ class _CommitRun(beam.DoFn):
         _reached("recorded")
         write_bytes(success, b"")
         _reached("marked")
-        resumed_from = {
-            staged_run(path, out) for path in kept if path.startswith(staged_root + "/")
-        }
-        for run in sorted({run_id} | resumed_from):
+        dead_runs = {staged_run(path, out) for path in kept if path.startswith(staged_root + "/")}
+        if self._run.took_over:
+            dead_runs.add(self._run.took_over)
+        for run in sorted({run_id} | dead_runs):
             path = staging_dir(out, run)
             if FileSystems.exists(path):
                 FileSystems.delete([path])

@@ -53,6 +53,7 @@ from embedbeam.transforms.list_inputs import ListInputBatches
 from embedbeam.transforms.recluster import Recluster
 from embedbeam.transforms.skip_known_ids import SkipKnownIds
 from embedbeam.transforms.table.centroids import read_centroids
+from embedbeam.transforms.table.claim import Claim
 from embedbeam.transforms.table.files import absolute
 from embedbeam.transforms.table.layout import (
     EMBEDDINGS,
@@ -111,12 +112,12 @@ def build_embed_pipeline(
     options: PipelineOptions,
     pipeline: beam.Pipeline | None = None,
     run_id: str | None = None,
-    claimed: bool = False,
+    claim: Claim | None = None,
 ) -> beam.Pipeline:
     """The embed job's graph; `embed` runs it, tests pass a TestPipeline.
 
     Each input goes to the model of its modality; inputs of a modality with
-    no model become dead letters. `claimed`: the caller holds OUT's claim for
+    no model become dead letters. `claim`: OUT's claim the caller holds for
     `run_id` (embed does), which the commit checks it still holds.
     """
     job = options.view_as(JobOptions)
@@ -210,7 +211,8 @@ def build_embed_pipeline(
             started_at=time.time(),
             options=_job_flags(job, options, models),
             inputs_expected=expected,
-            claimed=claimed,
+            claimed=claim is not None,
+            took_over=claim.took_over if claim else None,
             replaces=bool(job.overwrite or options.resume),
         ),
         resume,
@@ -236,8 +238,8 @@ def embed(options: PipelineOptions) -> PipelineResult:
     gc.freeze()
     try:
         run_id = new_run_id()
-        with claimed_output(claim_path(output), run_id, output):
-            result = build_embed_pipeline(options, run_id=run_id, claimed=True).run()
+        with claimed_output(claim_path(output), run_id, output) as claim:
+            result = build_embed_pipeline(options, run_id=run_id, claim=claim).run()
             result.wait_until_finish()
     finally:
         gc.unfreeze()

@@ -7,7 +7,10 @@ and the staging folders of runs that never committed
 when complete). A file is kept whole or not at all: files are taken in that
 order, and one whose ids are not disjoint from those already kept is left out
 (a retried bundle's shard, or two interrupted runs over the same inputs), so
-every id is kept once. A staged shard of another model version is ignored; a
+every id is kept once. The files of an old table that a commit moved aside
+(`OUT/_staging/<run>/_replaced/`, layout.REPLACED) are not staged shards and
+are never kept. The plan is made under OUT's claim (embed holds it from
+launch), so no other run changes OUT meanwhile. A staged shard of another model version is ignored; a
 table of another model version refuses to resume.
 
 Rows of a `--recluster` run carry cluster ids of centroids fitted in that run,

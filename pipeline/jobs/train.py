@@ -243,7 +243,7 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
     output = job.output.rstrip("/")
     run_id = new_run_id()
     claim_file = output + MODEL_CLAIM_SUFFIX
-    with claimed_output(claim_file, run_id, output):
+    with claimed_output(claim_file, run_id, output) as held:
         check_output_dir(output, model_dir_lib.MODEL_JSON, job.overwrite)  # now under the claim
         with analyzed(options, f"{output}.partial", run_id) as (work_dir, model_dir):
             info = _fit_and_export(options.view_as(TrainOptions), work_dir, model_dir, started)
@@ -262,6 +262,10 @@ def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
                     "ran; pass --overwrite to replace it"
                 )
             replace_directory(model_dir, output)
+        # A training killed before this left its half-made model beside the output.
+        left = f"{output}.partial-{held.took_over}"
+        if held.took_over and FileSystems.exists(left):
+            FileSystems.delete([left])
     return info
 
 

@@ -58,6 +58,8 @@ class Claim:
     # The process's start time (Linux clock ticks since boot), so a reused pid is not taken
     # for the run; None where /proc does not tell.
     pid_started: int | None = None
+    # The dead run whose claim this one took over, if any: its staging can go at the commit.
+    took_over: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True).encode("utf-8")
@@ -86,10 +88,10 @@ class ClaimHeld(Exception):
         self.holder = holder
 
 
-def new_claim(run_id: str) -> Claim:
+def new_claim(run_id: str, took_over: str | None = None) -> Claim:
     now = time.time()
     pid = os.getpid()
-    return Claim(run_id, socket.gethostname(), pid, now, now, _process_start(pid))
+    return Claim(run_id, socket.gethostname(), pid, now, now, _process_start(pid), took_over)
 
 
 def acquire(path: str, run_id: str) -> Claim:
@@ -98,8 +100,9 @@ def acquire(path: str, run_id: str) -> Claim:
     Raises ClaimHeld if a live run holds it.
     """
     store = _store(path)
+    took_over = None
     for _ in range(3):
-        claim = new_claim(run_id)
+        claim = new_claim(run_id, took_over)
         if store.create(path, claim.to_json()):
             return claim
         read = store.read(path)
@@ -115,6 +118,7 @@ def acquire(path: str, run_id: str) -> Claim:
         if store.delete(path, token):
             who = holder.describe() if holder else "an unreadable claim"
             _LOG.warning("taking over %s from %s: %s", path, who, reason)
+            took_over = holder.run_id if holder else None
         # Deleted or not (another run may have taken it over first), try to create again.
     read = store.read(path)
     raise ClaimHeld(path, (_parse(read[0]) if read else None) or _UNREADABLE)
