@@ -1,5 +1,9 @@
 """An input's bytes, bounded in size, or the dead letter saying why not. No Beam in here.
 
+A local input is opened without blocking and read only if it is a regular file: a
+FIFO, a socket, a device or a directory is a dead letter, never a hang. Listing
+checks the files it opens (.jsonl inputs, manifests) with the same open_regular_file.
+
 Kept free of Beam (and TensorFlow) so that a featurizing process
 (transforms/sparse/featurize_processes.py) starts in a fraction of a second.
 """
@@ -104,9 +108,10 @@ def read_local_file(path: str, limit: int | None = None) -> bytes:
     descriptor, size = open_regular_file(path)
     try:
         # One byte past the size: a file that grew shows, and a small file's read
-        # allocates no more than it holds. procfs and sysfs files say size 0
-        # whatever they hold, so those are read up to the limit.
-        want = limit if not size else size + 1 if limit is None else min(size + 1, limit)
+        # allocates no more than it holds.
+        want = size + 1 if limit is None else min(size + 1, limit)
+        if not size:  # procfs and sysfs files say size 0 whatever they hold
+            want = limit
         if want is not None and want <= READ_CHUNK_BYTES:
             data = os.read(descriptor, want)  # most inputs: one read, no more to ask
         else:
