@@ -149,9 +149,9 @@ def _raised_as_beam_does(error: BaseException, step: str = "WriteShards") -> Bas
             raise error
         except BaseException as exn:  # noqa: BLE001
             text = traceback.format_exception_only(type(exn), exn)[-1].strip()
-            raise RuntimeError(f"{text} [while running '{step}']") from None
+            raise RuntimeError(f"{text} [while running '{step}']")  # noqa: B904 - as Beam does
     except RuntimeError as wrapped:
-        wrapped.__context__ = error
+        assert wrapped.__context__ is error
         return wrapped
 
 
@@ -165,6 +165,11 @@ def test_no_space_left_wrapped_the_way_beam_wraps_it():
     assert failures.describe(_raised_as_beam_does(with_path), "/out") == (
         "no space left on device writing /out/_staging/r/part-1"
     )
+    # Chained in process: the root is found without reading the message.
+    quota = OSError(errno.EDQUOT, "Disk quota exceeded", "/out/x")
+    hidden = _raised_as_beam_does(quota)
+    hidden.args = ("the message lost on the way",)
+    assert failures.describe(hidden) == "disk quota exceeded writing /out/x"
 
 
 def test_a_failure_reported_only_as_text_by_a_worker():
@@ -178,6 +183,30 @@ def test_a_failure_reported_only_as_text_by_a_worker():
     )
 
     assert failures.describe(RuntimeError(text)) == "read-only file system writing /out/_staging/r"
+
+
+def test_tensorflow_file_errors_name_their_path():
+    import tensorflow as tf
+
+    written = "/models/m.partial/transform_tmp/asset_map"
+    full = tf.errors.ResourceExhaustedError(None, None, f"{written}; No space left on device")
+    gone = tf.errors.NotFoundError(
+        None,
+        None,
+        "Unsuccessful TensorSliceReader constructor: "
+        "Failed to find any matching files for /models/m/variables/variables",
+    )
+    as_text = RuntimeError(
+        f"tensorflow.python.framework.errors_impl.ResourceExhaustedError: {written}; "
+        "No space left on device [while running 'WriteTransformFn/WriteMetadata']"
+    )
+
+    assert (
+        failures.describe(_raised_as_beam_does(full))
+        == f"no space left on device writing {written}"
+    )
+    assert failures.describe(gone) == "model files not found: /models/m/variables/variables"
+    assert failures.describe(as_text) == f"no space left on device writing {written}"
 
 
 def test_permission_denied():

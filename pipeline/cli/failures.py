@@ -56,6 +56,13 @@ _TF_ERROR_TEXT = re.compile(
 _MISSING_MODEL_TEXT = re.compile(
     r"SavedModel file does not exist at: ?(\S+)|Failed to find any matching files for (\S+)"
 )
+# TensorFlow's file errors (tf.io.gfile: TFT's and the SavedModel's writes) carry no errno,
+# only the path and the system's words for it: `/path; No space left on device`.
+_ERRNO_BY_WORDS = {os.strerror(number): number for number in _OS_ERRORS}
+_TF_OS_ERROR_TEXT = re.compile(
+    rf"(?:^|Error: )((?:(?!Error: )[^;\n])+); ({'|'.join(map(re.escape, _ERRNO_BY_WORDS))})",
+    re.MULTILINE,
+)
 
 
 def describe(error: BaseException, output: str | None = None) -> str | None:
@@ -127,6 +134,8 @@ def _tensorflow_error(error: BaseException) -> str | None:
     op_error = getattr(getattr(tensorflow, "errors", None), "OpError", None)
     if op_error is None or not isinstance(error, op_error):
         return None
+    if match := _last(_TF_OS_ERROR_TEXT, error.message):
+        return _os_error(_ERRNO_BY_WORDS[match.group(2)], match.group(1), None, None)
     what = _TF_ERRORS.get(type(error).__name__)
     return None if what is None else _model_error(what, error.message)
 
@@ -140,9 +149,12 @@ def _model_error(what: str, message: str) -> str:
 
 def _described_in(text: str, output: str | None, step: str | None) -> str | None:
     """The failure a message reports in words: Beam's re-raised `OSError: [Errno ...]`,
-    a worker's traceback as text, TensorFlow's messages about a missing SavedModel."""
+    a worker's traceback as text, TensorFlow's file errors and its messages about a
+    missing SavedModel."""
     if (match := _last(_OS_ERROR_TEXT, text)) and int(match.group(1)) in _OS_ERRORS:
         return _os_error(int(match.group(1)), match.group(2), output, step)
+    if match := _last(_TF_OS_ERROR_TEXT, text):
+        return _os_error(_ERRNO_BY_WORDS[match.group(2)], match.group(1), output, step)
     if match := _last(_TF_ERROR_TEXT, text):
         return _model_error(_TF_ERRORS[match.group(1)], match.group(2))
     if _MISSING_MODEL_TEXT.search(text):
