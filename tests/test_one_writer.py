@@ -274,3 +274,31 @@ def test_train_overwrite_swaps_the_whole_model_directory(few_digits, tmp_path):
     assert after["model_version"] != before and after["training"]["seed"] == 1
     assert "left_by_hand.txt" not in _model_files(model)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mnist"]
+
+
+@pytest.mark.slow
+def test_a_run_whose_claim_was_taken_commits_nothing_and_says_so_in_one_line(
+    trained_model, digit_folders, digits_table, tmp_path
+):
+    out = tmp_path / "out"
+    shutil.copytree(digits_table, out)
+    before = (out / "_manifest.json").read_text()
+    command = [sys.executable, "-m", "embedbeam.pipeline.cli.command",
+               *_embed(trained_model, f"{digit_folders}/test/*/*.png", out, "--overwrite",
+                       "--rows-per-shard", "100")]  # fmt: skip
+    job = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("_staging/*/embeddings/*/part-*.parquet")):
+        assert job.poll() is None, job.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline, "no shard was staged"
+        time.sleep(0.01)
+    _write_claim(out / "_claim.json", run_id="intruder", host="elsewhere")  # e.g. by hand
+
+    status = job.wait(timeout=300)
+
+    error = job.stderr.read().decode().strip()
+    assert status == 1 and "claim lost" in error and "Traceback" not in error, error[-2000:]
+    assert error.splitlines()[-1].count("claim lost") == 1, error
+    assert (out / "_SUCCESS").exists() and (out / "_manifest.json").read_text() == before
+    assert ds.dataset(out / "embeddings", partitioning="hive").count_rows() == 1000
+    assert claim.holder(str(out / "_claim.json")).run_id == "intruder", error  # not released
