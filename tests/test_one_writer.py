@@ -87,6 +87,19 @@ def test_elsewhere_only_a_claim_without_heartbeat_is_taken_over(tmp_path):
     assert claim.holder(str(old)).run_id == "run2"
 
 
+def test_an_unreadable_claim_holds_until_it_is_old(tmp_path):
+    path = tmp_path / "_claim.json"
+    path.write_bytes(b'{"run_id": "half wri')
+
+    with pytest.raises(claim.ClaimHeld, match="held by run unknown"):
+        claim.acquire(str(path), "run2")
+    old = time.time() - claim.STALE_AFTER_S - 5
+    os.utime(path, (old, old))
+    claim.acquire(str(path), "run2")
+
+    assert claim.holder(str(path)).run_id == "run2"
+
+
 def test_a_claim_is_released_only_by_its_run(tmp_path):
     path = str(tmp_path / "_claim.json")
     claim.acquire(path, "run1")

@@ -71,6 +71,8 @@ class Claim:
 
     def describe(self) -> str:
         """`run R (host H, pid P, since T)`, for one-line messages."""
+        if not self.started_at:  # an unreadable claim: nothing more is known
+            return f"run {self.run_id}"
         since = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self.started_at))
         return f"run {self.run_id} (host {self.host}, pid {self.pid}, since {since})"
 
