@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from embedbeam.pipeline.cli import console, failures, flags
 from embedbeam.pipeline.errors import UserError
+from embedbeam.pipeline.runners import with_runners_resolved
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,7 +129,7 @@ def _pipeline_args(argv: list[str], command: str) -> list[str]:
     and without --verbose (ours, and allowed before or after the name)."""
     args = [arg for arg in argv if arg != "--verbose"]
     args.remove(command)
-    return args
+    return with_runners_resolved(args)
 
 
 def main(argv: list[str] | None = None) -> int:
