@@ -151,7 +151,7 @@ def build_train_pipeline(
     model_dir: str,
     work_dir: str,
     pipeline: beam.Pipeline | None = None,
-    run_id: str = "train",
+    run_id: str | None = None,
 ) -> beam.Pipeline:
     """The Beam half of training: everything up to the transformed training rows.
 
@@ -165,13 +165,12 @@ def build_train_pipeline(
     expected = expected_inputs(source)
     with tft_beam.Context(temp_dir=posixpath.join(work_dir, "tft_tmp")):
         listed = pipeline | "ListInputs" >> ListInputBatches(source, TRAINING_BATCH_SIZE)
-        featurized, featurize_failures = spread(
-            listed, options
-        ) | "ReadAndFeaturize" >> read_and_featurize(
-            options,
-            {options.modality: featurizer_settings(options)},
-            expected,
-            progress_spec("train", expected, options, run_id),
+        progress = progress_spec("train", expected, options, run_id or new_run_id())
+        featurized, featurize_failures = spread(listed, options) | (
+            "ReadAndFeaturize"
+            >> read_and_featurize(
+                options, {options.modality: featurizer_settings(options)}, expected, progress
+            )
         )
         labelled = featurized | "ToTrainingExamples" >> beam.ParDo(
             _TrainingExamples()
