@@ -144,3 +144,25 @@ def test_a_failed_assertion_fails_the_run(pipeline):
 def test_dask_runner_names_select_ours(args):
     assert DASK_RUNNER in " ".join(with_runners_resolved(args))
     assert with_runners_resolved(["--runner=DirectRunner"]) == ["--runner=DirectRunner"]
+
+
+def test_reshuffle_keeps_every_element(pipeline):
+    with pipeline as p:
+        assert_that(p | beam.Create(range(10)) | beam.Reshuffle(), equal_to(list(range(10))))
+
+
+def test_reshuffle_spreads_one_partition_over_the_workers():
+    from apache_beam.runners.dask.overrides import dask_overrides
+
+    from embedbeam.pipeline.runners.dask_runner import DaskBagVisitor
+
+    p = beam.Pipeline()
+    listed = p | beam.Create(["one listing"]) | beam.FlatMap(lambda _: range(8))
+    _ = listed | beam.Reshuffle()
+    p.replace_all(dask_overrides())
+    visitor = DaskBagVisitor(spread_to=4)
+    p.visit(visitor)
+    (spread,) = visitor.leaves()
+    assert visitor.bags[listed].npartitions == 1
+    assert spread.npartitions == 4
+    assert sorted(spread.compute(scheduler="sync")) == list(range(8))

@@ -13,7 +13,10 @@ compute from inside a task. Here:
 - a bundle collects its outputs into fresh receivers after `finish_bundle`;
 - a side input is its PCollection's bag materialized as a Dask dependency of the
   consuming ParDo, handed to each bundle as a list;
-- every leaf PCollection (one no transform consumes) is computed, not only the last.
+- every leaf PCollection (one no transform consumes) is computed, not only the last;
+- a Reshuffle splits a bag of few partitions over the worker threads (Beam's is an
+  identity, so a listing made in one task stayed in one task);
+- a GroupByKey hands GroupAlsoByWindow its values still windowed.
 
 The runner is chosen with `--runner=DaskRunner` (see `pipeline/runners/__init__.py`);
 Beam and Dask are imported only when this module is.
@@ -39,7 +42,7 @@ from apache_beam.runners.common import (
 )
 from apache_beam.runners.dask import dask_runner as beam_dask_runner
 from apache_beam.runners.dask import transform_evaluator
-from apache_beam.runners.dask.overrides import _GroupByKeyOnly, dask_overrides
+from apache_beam.runners.dask.overrides import _GroupByKeyOnly, _Reshuffle, dask_overrides
 from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.core import DoFn, ParDo
 from apache_beam.transforms.sideinputs import SideInputMap
@@ -186,6 +189,9 @@ class DaskBagVisitor(PipelineVisitor):
     bag_kwargs: dict = dataclasses.field(default_factory=dict)
     bags: dict[pvalue.PValue, db.Bag] = dataclasses.field(default_factory=collections.OrderedDict)
     consumed: set[pvalue.PValue] = dataclasses.field(default_factory=set)
+    # A Reshuffle splits a bag of fewer partitions into this many, so that what was
+    # made in one task (a listing) spreads over the workers.
+    spread_to: int = 1
 
     def visit_transform(self, transform_node: AppliedPTransform) -> None:
         inputs = [i for i in transform_node.inputs if not isinstance(i, pvalue.PBegin)]
@@ -205,6 +211,14 @@ class DaskBagVisitor(PipelineVisitor):
         if isinstance(transform_node.transform, _GroupByKeyOnly):
             (input_bag,) = input_bags
             self.bags[transform_node.outputs[None]] = input_bag.groupby(_key).map(_grouped)
+            return
+
+        if isinstance(transform_node.transform, _Reshuffle):
+            (input_bag,) = input_bags
+            spread = input_bag
+            if input_bag.npartitions < self.spread_to:
+                spread = input_bag.repartition(npartitions=self.spread_to)
+            self.bags[transform_node.outputs[None]] = spread
             return
 
         op_class = transform_evaluator.TRANSLATIONS.get(
@@ -259,7 +273,8 @@ class DaskRunner(beam_dask_runner.DaskRunner):
         client = ddist.Client(**dask_options)
 
         pipeline.replace_all(dask_overrides())
-        visitor = DaskBagVisitor(bag_kwargs=bag_kwargs)
+        spread_to = bag_kwargs.get("npartitions") or sum(client.nthreads().values())
+        visitor = DaskBagVisitor(bag_kwargs=bag_kwargs, spread_to=max(1, spread_to))
         pipeline.visit(visitor)
         futures = client.compute(list(dask.optimize(*visitor.leaves())))
         return DaskRunnerResult(client, futures)
