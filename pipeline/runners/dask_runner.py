@@ -13,7 +13,8 @@ compute from inside a task. Here:
 - a bundle collects its outputs into fresh receivers after `finish_bundle`;
 - a side input is its PCollection's bag materialized as a Dask dependency of the
   consuming ParDo, handed to each bundle as a list;
-- every leaf PCollection (one no transform consumes) is computed, not only the last;
+- every leaf PCollection (one no transform consumes) is computed, not only the last,
+  and its elements are not sent back to the client;
 - a Reshuffle splits a bag of few partitions over the worker threads (Beam's is an
   identity, so a listing made in one task stayed in one task);
 - a GroupByKey hands GroupAlsoByWindow its values still windowed.
@@ -143,6 +144,14 @@ def _has_tag(tag: str | None, output: tuple[str | None, t.Any]) -> bool:
 
 def _value(output: tuple[str | None, t.Any]) -> t.Any:
     return output[1]
+
+
+def _discard(partition: t.Iterable[t.Any]) -> list:
+    """Nothing of a leaf's partition, once it has been run: a job's results are what
+    its transforms wrote, not elements sent back to the client."""
+    for _ in partition:
+        pass
+    return []
 
 
 def _key(item: tuple[t.Any, WindowedValue]) -> t.Any:
@@ -276,5 +285,7 @@ class DaskRunner(beam_dask_runner.DaskRunner):
         spread_to = bag_kwargs.get("npartitions") or sum(client.nthreads().values())
         visitor = DaskBagVisitor(bag_kwargs=bag_kwargs, spread_to=max(1, spread_to))
         pipeline.visit(visitor)
-        futures = client.compute(list(dask.optimize(*visitor.leaves())))
+        # Leaves are computed for their effects; their elements stay on the workers.
+        ends = [leaf.map_partitions(_discard) for leaf in visitor.leaves()]
+        futures = client.compute(list(dask.optimize(*ends)))
         return DaskRunnerResult(client, futures)
