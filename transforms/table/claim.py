@@ -40,6 +40,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
+from embedbeam.transforms.table.files import write_bytes
+
 _LOG = logging.getLogger(__name__)
 
 HEARTBEAT_S = 30.0  # how often a running job refreshes its claim
@@ -400,7 +402,7 @@ class _BestEffortStore(_Store):
     def create(self, path: str, data: bytes) -> bool:
         if FileSystems.exists(path):
             return False
-        self._write(path, data)
+        write_bytes(path, data)
         read = self.read(path)
         return read is not None and read[0] == data
 
@@ -418,7 +420,7 @@ class _BestEffortStore(_Store):
         read = self.read(path)
         if read is None or read[0] != token:
             return False
-        self._write(path, data)
+        write_bytes(path, data)
         return True
 
     def delete(self, path: str, token: bytes) -> bool:
@@ -427,11 +429,6 @@ class _BestEffortStore(_Store):
             return False
         FileSystems.delete([path])
         return True
-
-    @staticmethod
-    def _write(path: str, data: bytes) -> None:
-        with FileSystems.create(path) as handle:
-            handle.write(data)
 
 
 def _store(path: str) -> _Store:
