@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from embedbeam.pipeline import cli
+from tests.processes import free_port, stop
 from tests.test_runners import _sorted_output
 
 distributed = pytest.importorskip("distributed")
@@ -24,26 +24,11 @@ BIN = pathlib.Path(sys.executable).parent
 START_TIMEOUT_S, JOB_TIMEOUT_S = 120, 600
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=20)
-
-
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory) -> Iterator[str]:
     """A scheduler and 2 single-threaded workers, each its own process: the address."""
     logs = tmp_path_factory.mktemp("dask_logs")
-    address = f"tcp://127.0.0.1:{_free_port()}"
+    address = f"tcp://127.0.0.1:{free_port()}"
     port = address.rsplit(":", 1)[1]
     processes: list[subprocess.Popen] = []
     try:
@@ -65,7 +50,7 @@ def dask_cluster(tmp_path_factory) -> Iterator[str]:
         yield address
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop(process)
 
 
 @pytest.fixture(scope="module")

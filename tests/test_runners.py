@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import pytest
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.model_dir import read_model_info
 from examples.digits import write_image_folder
+from tests.processes import free_port, stop, wait_for_port
 
 TRAIN_PER_CLASS, EMBED_PER_CLASS = 20, 5
 MULTI_PROCESSING = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -114,31 +114,6 @@ def test_direct_runner_multi_processing_matches_in_process(small_digits, direct_
 # --- Portable runner: a job service plus an external pool of SDK worker processes ---
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{process.args} exited with {process.returncode}"
-        with contextlib.suppress(OSError), socket.create_connection(("localhost", port), 1):
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 @pytest.fixture(scope="module")
 def worker_pool(tmp_path_factory) -> Iterator[tuple[list[str], subprocess.Popen]]:
     """An SDK worker pool and a local job service on loopback: (the Beam flags, the pool).
@@ -153,7 +128,7 @@ def worker_pool(tmp_path_factory) -> Iterator[tuple[list[str], subprocess.Popen]
         **os.environ,
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]),
     }
-    pool_port, job_port = _free_port(), _free_port()
+    pool_port, job_port = free_port(), free_port()
 
     def start(name: str, module: str, port_flag: str) -> subprocess.Popen:
         return subprocess.Popen(
@@ -172,8 +147,8 @@ def worker_pool(tmp_path_factory) -> Iterator[tuple[list[str], subprocess.Popen]
         f"--port={job_port}",
     )
     try:
-        _wait_for_port(pool_port, pool)
-        _wait_for_port(job_port, job_service)
+        wait_for_port(pool_port, pool)
+        wait_for_port(job_port, job_service)
         flags = [
             "--runner=PortableRunner",
             f"--job_endpoint=localhost:{job_port}",
@@ -182,8 +157,8 @@ def worker_pool(tmp_path_factory) -> Iterator[tuple[list[str], subprocess.Popen]
         ]
         yield flags, pool
     finally:
-        _stop(job_service)
-        _stop(pool)
+        stop(job_service)
+        stop(pool)
 
 
 @pytest.mark.slow
