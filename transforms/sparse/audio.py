@@ -44,11 +44,21 @@ def featurize_audio(
     Raises InvalidInput with reason `undecodable_audio`, `empty_audio` or
     `silent_audio`.
     """
-    import librosa  # imported here: a heavy import only audio workers need
-
     samples = _decode(data, max_seconds)
     if samples.size == 0:
         raise InvalidInput("empty_audio", "the file decodes to no samples")
+    return grid_features(samples, mels, frames, threshold_db)
+
+
+def grid_features(
+    samples: np.ndarray, mels: int, frames: int, threshold_db: float
+) -> SparseFeatures:
+    """The loud cells of the pooled log-mel grid of 16 kHz mono `samples`.
+
+    Raises InvalidInput with reason `silent_audio`.
+    """
+    import librosa
+
     if np.abs(samples).max() < _MIN_PEAK:
         raise InvalidInput("silent_audio", "every sample is silent")
     voiced, _ = librosa.effects.trim(samples, top_db=_SILENCE_TOP_DB)
