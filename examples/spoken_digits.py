@@ -1,11 +1,15 @@
-"""Spoken digits "zero" .. "nine", rendered to WAV by espeak-ng, one folder per word.
+"""Spoken digits 0 .. 9, rendered to WAV by espeak-ng, one folder per English digit word.
 
-Each voice is an English accent, a voice variant, a speed and a pitch: espeak-ng
-has enough of each for many distinct speakers. The list is fixed and seeded,
-so the same voices (and bytes) come out on every machine with the same
-espeak-ng. Train on some voices and evaluate on voices never heard in training.
+Each voice is an espeak-ng accent of English, German, French, Spanish or
+Italian, a voice variant, a speed and a pitch: espeak-ng has enough of each for
+many distinct speakers. A voice speaks the numeral, so it says the digit in its
+own language ("7" is "sieben" in German); the label is the English word
+whatever the language, so every language files under the same ten folders.
+The list is fixed and seeded, so the same voices (and bytes) come out on every
+machine with the same espeak-ng. Train on some voices and evaluate on voices
+never heard in training.
 
-    ROOT/<word>/<voice>.wav      e.g. ROOT/seven/en-gb-scotland+f3-s150-p40.wav
+    ROOT/<word>/<voice>.wav      e.g. ROOT/seven/de+f3-s150-p40.wav
 """
 
 from __future__ import annotations
@@ -19,10 +23,16 @@ import subprocess
 import numpy as np
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-ACCENTS = (
-    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
-    "en-gb-x-gbcwmd", "en-029",
-)  # fmt: skip
+# espeak-ng voices by language; a voice's language is its name up to the first '-'.
+ACCENTS = {
+    "en": ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan",
+           "en-gb-x-gbcwmd", "en-029"),
+    "de": ("de",),
+    "fr": ("fr-fr", "fr-be", "fr-ch"),
+    "es": ("es", "es-419"),
+    "it": ("it",),
+}  # fmt: skip
+LANGUAGES = tuple(ACCENTS)
 VARIANTS = ("m1", "m3", "m7", "f1", "f3", "f4", "klatt", "croak", "Andy", "Annie", "iven2", "steph")
 SPEEDS = (120, 150, 185)
 PITCHES = (30, 50, 70)
@@ -39,29 +49,46 @@ class Voice:
     def name(self) -> str:
         return f"{self.accent}+{self.variant}-s{self.speed}-p{self.pitch}"
 
+    @property
+    def language(self) -> str:
+        return self.accent.split("-")[0]
 
-def voices(count: int, seed: int = 0) -> list[Voice]:
-    """`count` distinct voices, a seeded sample of accent x variant x speed x pitch."""
-    every = [Voice(*combo) for combo in itertools.product(ACCENTS, VARIANTS, SPEEDS, PITCHES)]
+
+def voices(count: int, seed: int = 0, languages: tuple[str, ...] = ("en",)) -> list[Voice]:
+    """`count` distinct voices, a seeded sample of accent x variant x speed x pitch
+    over the accents of `languages`."""
+    accents = [accent for language in languages for accent in ACCENTS[language]]
+    every = [Voice(*combo) for combo in itertools.product(accents, VARIANTS, SPEEDS, PITCHES)]
     picks = np.random.default_rng(seed).choice(len(every), size=count, replace=False)
     return [every[i] for i in picks]
 
 
+def voices_per_language(
+    count: int, seed: int = 0, languages: tuple[str, ...] = LANGUAGES
+) -> dict[str, list[Voice]]:
+    """`count` distinct voices in each of `languages`, each language seeded apart
+    (so adding a language leaves the others' voices as they were)."""
+    return {
+        language: voices(count, seed=seed + index, languages=(language,))
+        for index, language in enumerate(languages)
+    }
+
+
 def speak(word: str, voice: Voice, path: pathlib.Path) -> None:
-    """Writes `word` spoken by `voice` to the WAV file `path`."""
+    """Writes the digit `word` ("seven"), spoken by `voice` in its language, to the WAV `path`."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         raise RuntimeError("espeak-ng is not installed: apt-get install espeak-ng (make does this)")
     path.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [espeak, "-v", f"{voice.accent}+{voice.variant}", "-s", str(voice.speed),
-         "-p", str(voice.pitch), "-w", str(path), word],
+         "-p", str(voice.pitch), "-w", str(path), str(WORDS.index(word))],
         check=True, capture_output=True,
     )  # fmt: skip
 
 
 def write_spoken_digits(root: pathlib.Path, speakers: list[Voice]) -> list[pathlib.Path]:
-    """Every word by every voice: `root/<word>/<voice>.wav`."""
+    """Every digit by every voice: `root/<word>/<voice>.wav`."""
     paths = []
     for voice in speakers:
         for word in WORDS:
