@@ -33,7 +33,9 @@ def test_text_model_keeps_its_vocabulary_settings(text_model):
     info = read_model_info(str(text_model))
 
     assert info.modality == "text" and sorted(info.labels) == sorted(TEN_NOUN_CLASSES)
-    assert info.featurizer == {"bigrams": False, "top_k": 20000, "oov_buckets": 100}
+    assert info.featurizer == {
+        "bigrams": False, "char_ngrams": "", "top_k": 20000, "oov_buckets": 100,
+    }  # fmt: skip
     vocabulary = (text_model / "transform_fn" / "assets" / "tokens").read_text().splitlines()
     assert info.vocabulary_size == len(vocabulary) + 100  # learned tokens, then OOV buckets
     assert info.embedding_dim == round(info.vocabulary_size**0.25)

@@ -45,3 +45,21 @@ def test_a_50_mb_text_file_is_refused_without_reading_it_all(tmp_path):
         read_bounded(InputRef("big", str(big), None, "text"), max_bytes=20 * 1024 * 1024)
 
     assert caught.value.reason == "file_too_large"
+
+
+def test_char_ngrams_are_marked_runs_of_each_word_between_boundaries():
+    assert tokenize(b"Sei", char_ngrams="2:3") == [
+        "sei", "#<s", "#se", "#ei", "#i>", "#<se", "#sei", "#ei>",
+    ]  # fmt: skip
+
+
+def test_cousin_words_share_char_ngrams_but_no_word_token():
+    sette, siete = (set(tokenize(word, char_ngrams="2:4")) for word in (b"sette", b"siete"))
+
+    assert "sette" not in siete and sorted(sette & siete) == ["#<s", "#e>", "#et", "#te", "#te>"]
+
+
+@pytest.mark.parametrize("value", ["4:2", "0:3", "two", "2:"])
+def test_a_malformed_char_ngram_range_is_refused(value):
+    with pytest.raises(ValueError):
+        tokenize(b"word", char_ngrams=value)

@@ -174,14 +174,24 @@ def add_featurizer_args(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(
                 setting.flag, dest=setting.name, action="store_true", help=help_text
             )
-        else:
-            parser.add_argument(
-                setting.flag,
-                dest=setting.name,
-                type=positive_int if setting.type is int else float,
-                default=setting.default,
-                help=help_text,
-            )
+            continue
+        parse = {int: positive_int, float: float, str: checked(setting.parse)}[setting.type]
+        parser.add_argument(
+            setting.flag, dest=setting.name, type=parse, default=setting.default, help=help_text
+        )
+
+
+def checked(parse: Callable[[str], object]) -> Callable[[str], str]:
+    """A flag's type that checks a str setting with `parse` and keeps it as written."""
+
+    def check(value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+
+    return check
 
 
 def add_embed_args(parser: argparse.ArgumentParser) -> None:

@@ -38,7 +38,7 @@ from embedbeam.transforms.sparse.image import (
     image_vocabulary_size,
 )
 from embedbeam.transforms.sparse.settings import VOCABULARY, Setting
-from embedbeam.transforms.sparse.text import tokenize
+from embedbeam.transforms.sparse.text import char_ngram_range, tokenize
 from embedbeam.transforms.sparse.vocabulary import VocabularyTransform
 
 BatchFeaturizer = Callable[[Sequence[bytes]], BatchResult]
@@ -144,11 +144,19 @@ MODALITIES: Mapping[str, Modality] = {
     ),
     "text": Modality(
         tokenize,
-        ("bigrams",),
+        ("bigrams", "char_ngrams"),
         None,
         vocabulary_settings=("top_k", "oov_buckets"),
         flags=(
             Setting("bigrams", bool, False, "add neighbouring-token bigrams to the tokens."),
+            Setting(
+                "char_ngrams",
+                str,
+                "",
+                "add each word's character n-grams of MIN:MAX (or N) characters, e.g. 2:4, "
+                "so unseen words share features with their cousins (default: none).",
+                parse=char_ngram_range,
+            ),
             *VOCABULARY,
         ),
     ),
@@ -181,7 +189,9 @@ def make_batch_featurizer(
     one the rows are TokenRows, which training hands to TFT to learn it.
     """
     spec = _spec(modality)
-    kwargs = {name: settings[name] for name in spec.settings}
+    # A setting added after a model was trained is missing from its model.json: the
+    # featurizer's default (off) then featurizes as that model was trained.
+    kwargs = {name: settings[name] for name in spec.settings if name in settings}
     if spec.featurize_batch is not None:
         return functools.partial(spec.featurize_batch, **kwargs)
     featurize = functools.partial(spec.featurize, **kwargs)
