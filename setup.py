@@ -33,6 +33,7 @@ setup(
         "plotly>=6,<8",  # `report`'s interactive 3-D scatter
         "matplotlib>=3.8,<4",  # `tune-dim`'s plot
         "faiss-cpu>=1.9,<2",  # `similar`'s index for large tables
+        "num2words>=0.5.13,<0.6",  # the demo's digit words (examples/digit_words.py)
     ],
     extras_require={
         "test": [

@@ -57,7 +57,8 @@ def max_batch_rows(vocabulary_size: int) -> int | None:
 
 
 class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any]):
-    """Runs the `embed` signature of an embedbeam SavedModel on ragged batches of rows.
+    """Runs the `embed` signature of an embedbeam SavedModel on ragged batches of rows
+    (or `signature`: a joint model's `embed_<modality>`, pipeline/model/joint.py).
 
     Each example is a FeaturizedBatch (the inputs read and featurized
     together); its inference is their EmbeddedBatch. Examples carry their
@@ -65,11 +66,18 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
     call only to report bytes).
     """
 
-    def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
+    def __init__(
+        self,
+        model_dir: str,
+        max_batch_nnz: int,
+        max_batch_rows: int | None = None,
+        signature: str = EMBED_SIGNATURE,
+    ):
         super().__init__()
         self._model_dir = model_dir
         self._max_batch_nnz = max_batch_nnz
         self._max_batch_rows = max_batch_rows
+        self._signature = signature
         self._embedded = Metrics.counter(METRICS_NAMESPACE, "inputs_embedded")
 
     def load_model(self) -> Any:
@@ -87,7 +95,7 @@ class SparseEncoderModelHandler(ModelHandler[FeaturizedBatch, EmbeddedBatch, Any
     ) -> Iterable[EmbeddedBatch]:
         rows = SparseRows.concat([example.rows for example in batch])
         # Keep a reference to the loaded object: a signature outlives its variables otherwise.
-        embed = model.signatures[EMBED_SIGNATURE]
+        embed = model.signatures[self._signature]
         parts = [
             embed(ids=part.ids, weights=part.weights, row_splits=part.row_splits)["embedding"]
             for part in rows.split_by_nnz(self._max_batch_nnz, self._max_batch_rows)
@@ -132,9 +140,17 @@ class Encoded(NamedTuple):
 class EncodeEmbeddings(beam.PTransform[beam.PCollection[FeaturizedBatch], Encoded]):
     """PCollection[FeaturizedBatch] -> Encoded (embedded batches, dead letters)."""
 
-    def __init__(self, model_dir: str, max_batch_nnz: int, max_batch_rows: int | None = None):
+    def __init__(
+        self,
+        model_dir: str,
+        max_batch_nnz: int,
+        max_batch_rows: int | None = None,
+        signature: str = EMBED_SIGNATURE,
+    ):
         super().__init__()
-        self._handler = SparseEncoderModelHandler(model_dir, max_batch_nnz, max_batch_rows)
+        self._handler = SparseEncoderModelHandler(
+            model_dir, max_batch_nnz, max_batch_rows, signature
+        )
 
     def expand(self, featurized: beam.PCollection[FeaturizedBatch]) -> Encoded:
         embedded, failures = (

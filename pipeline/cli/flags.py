@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 
+from embedbeam.pipeline.model.joint import DEFAULT_MODALITIES, JOINT, parse_modalities
 from embedbeam.pipeline.queries.neighbours import INDEX_CHOICES, INDEX_MIN_ROWS, METRICS
 from embedbeam.transforms.common.defaults import DEFAULT_SAMPLE_SIZE
 from embedbeam.transforms.sparse.modalities import MODALITIES, SUPPORTED
@@ -45,6 +46,13 @@ def non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must be at least 0, not {number}")
     return number
+
+
+def joint_modalities(value: str) -> tuple[str, ...]:
+    try:
+        return parse_modalities(value, SUPPORTED)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def embedding_dim(value: str) -> int | None:
@@ -132,7 +140,28 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
 
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--modality", choices=SUPPORTED, default="image", help="Kind of input to train on."
+        "--modality",
+        choices=(*SUPPORTED, JOINT),
+        default="image",
+        help="Kind of input to train on; `joint`: one model over several modalities that "
+        "share their labels (--joint-modalities), each featurized with its own settings, "
+        "embedding them all into one space.",
+    )
+    parser.add_argument(
+        "--joint-modalities",
+        type=joint_modalities,
+        default=DEFAULT_MODALITIES,
+        help="With --modality joint: the modalities it reads (each input's modality comes from "
+        f"its extension), comma-separated (default: {','.join(DEFAULT_MODALITIES)}); at most "
+        "one with a vocabulary (text or ids).",
+    )
+    parser.add_argument(
+        "--contrastive-weight",
+        type=float,
+        default=0.0,
+        help="Add a supervised-contrastive term with this weight to the softmax loss: rows of "
+        "the same label, of any modality, pulled together within a batch (default 0: softmax "
+        "only; bench/joint_space.md compares the two).",
     )
     parser.add_argument(
         "--embedding-dim",

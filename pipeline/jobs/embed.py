@@ -40,11 +40,17 @@ from embedbeam.pipeline.jobs.preflight import (
     spread,
 )
 from embedbeam.pipeline.jobs.resume import plan_resume
-from embedbeam.pipeline.model.model_dir import CENTROIDS, ModelInfo, read_model_info
+from embedbeam.pipeline.model.model_dir import (
+    CENTROIDS,
+    ModelInfo,
+    modality_models,
+    read_model_info,
+)
 from embedbeam.pipeline.queries.table import read_run_record
 from embedbeam.transforms.assign_clusters import AssignClusters
 from embedbeam.transforms.common.by_modality import split_by_modality
 from embedbeam.transforms.encode_embeddings import (
+    EMBED_SIGNATURE,
     EncodeEmbeddings,
     default_max_batch_nnz,
     max_batch_rows,
@@ -73,10 +79,12 @@ from embedbeam.transforms.write_embeddings import (
 
 @dataclasses.dataclass(frozen=True)
 class ModelRef:
-    """One model of the run: where it lives and what its model.json says."""
+    """The model of one modality of the run: where it lives, what its model.json says (for
+    a joint model's modality: as that modality sees it) and the signature that embeds it."""
 
     directory: str
     info: ModelInfo
+    signature: str = EMBED_SIGNATURE
 
     def output_model(self) -> OutputModel:
         load_centroids = functools.partial(
@@ -88,7 +96,11 @@ class ModelRef:
 
 
 def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
-    """`--model DIR` or `--model MODALITY=DIR`, repeated: one model per modality."""
+    """`--model DIR` or `--model MODALITY=DIR`, repeated: one model per modality.
+
+    A joint model's directory is a model for each of its modalities (all sharing its
+    SavedModel, version and centroids); `MODALITY=DIR` takes only that one of them.
+    """
     if not values:
         raise UserError("say which model to embed with: --model DIR (or MODALITY=DIR, repeated)")
     models: dict[str, ModelRef] = {}
@@ -100,11 +112,17 @@ def resolve_models(values: list[str] | None) -> dict[str, ModelRef]:
             info = read_model_info(directory)
         except ValueError as error:
             raise UserError(str(error)) from error
-        if named and named != info.modality:
-            raise UserError(f"--model {value}: that directory holds a model for {info.modality}")
-        if info.modality in models:
-            raise UserError(f"two models for modality {info.modality}: give one per modality")
-        models[info.modality] = ModelRef(absolute(directory), info)
+        embeds = modality_models(info)
+        if named and named not in embeds:
+            raise UserError(
+                f"--model {value}: that directory holds a model for {', '.join(embeds)}"
+            )
+        for modality, model in embeds.items():
+            if named and modality != named:
+                continue
+            if modality in models:
+                raise UserError(f"two models for modality {modality}: give one per modality")
+            models[modality] = ModelRef(absolute(directory), model.info, model.signature)
     return models
 
 
@@ -165,7 +183,10 @@ def build_embed_pipeline(
     for (modality, model), batches in zip(models.items(), featurized_by_modality, strict=True):
         max_batch_nnz = options.max_batch_nnz or default_max_batch_nnz(model.info.vocabulary_size)
         embedded, failures = batches | f"EncodeEmbeddings[{modality}]" >> EncodeEmbeddings(
-            model.directory, max_batch_nnz, max_batch_rows(model.info.vocabulary_size)
+            model.directory,
+            max_batch_nnz,
+            max_batch_rows(model.info.vocabulary_size),
+            model.signature,
         )
         if options.recluster:
             # Rows are staged unassigned and assigned once the fit is done: nothing waits in memory.

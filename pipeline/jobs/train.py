@@ -11,6 +11,14 @@ TFT learns the label vocabulary here (the softmax index of each label travels
 in the model as `transform_fn/` and the labels list of model.json), and for a
 vocabulary modality (text) also the token vocabulary (top-k, OOV buckets) and
 tf-idf weights, which the embed job re-applies from `transform_fn/`.
+
+A joint model (`--modality joint`, pipeline/model/joint.py) reads every one of
+its modalities from the same inputs, each featurized with its own settings;
+only its vocabulary modality goes through TFT (its tokens, not the others'
+rows, make the tf-idf statistics), and its labels are the sorted labels of all
+rows. The launcher moves each modality's ids to its place in the joint id
+space, fits on the modalities oversampled to equal counts, and fits the
+centroids with every modality weighing the same.
 """
 
 from __future__ import annotations
@@ -54,14 +62,17 @@ from embedbeam.pipeline.jobs.preflight import (
 )
 from embedbeam.pipeline.model import encoder as encoder_lib
 from embedbeam.pipeline.model import model_dir as model_dir_lib
+from embedbeam.pipeline.model.joint import JOINT, Part, group_weights, lay_out
 from embedbeam.pipeline.model.quality import cluster_purity
 from embedbeam.pipeline.model.training import (
     TrainingData,
     auto_embedding_dim,
     fit_at_width,
     order_by_content,
+    rows_of,
     validation_metrics,
 )
+from embedbeam.transforms.common.by_modality import split_by_modality
 from embedbeam.transforms.common.dead_letters import tagged_dead_letter
 from embedbeam.transforms.common.records import DEAD_LETTER_TAG, FeaturizedBatch
 from embedbeam.transforms.list_inputs import InputSource, ListInputBatches
@@ -99,6 +110,16 @@ TRANSFORMED_SCHEMA = pa.schema(
         ("weights", pa.list_(pa.float32())),
     ]
 )
+# A joint model's rows, before the launcher moves their ids into the joint space.
+JOINT_TRANSFORMED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("label", pa.string()),
+        ("modality", pa.string()),
+        ("ids", pa.list_(pa.int64())),
+        ("weights", pa.list_(pa.float32())),
+    ]
+)
 TRANSFORMED_PREFIX = "transformed/part"
 TRAIN_STAGE = "train"  # the stage of an unlabelled input's dead letter
 TRAINING_BATCH_SIZE = 1024  # inputs listed, read and featurized together
@@ -116,8 +137,12 @@ def preprocessing_fn(inputs: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def token_preprocessing_fn(top_k: int, oov_buckets: int) -> Callable[[dict], dict]:
-    """Tokens -> ids in a top-k TFT vocabulary (plus OOV buckets), weighted by tf-idf."""
+def token_preprocessing_fn(
+    top_k: int, oov_buckets: int, label_ids: bool = True
+) -> Callable[[dict], dict]:
+    """Tokens -> ids in a top-k TFT vocabulary (plus OOV buckets), weighted by tf-idf;
+    the label as its index in a TFT vocabulary, or (`label_ids` False: a joint model,
+    whose labels span its modalities) as it is."""
 
     def preprocess(inputs: dict[str, Any]) -> dict[str, Any]:
         token_ids = tft.compute_and_apply_vocabulary(
@@ -125,12 +150,10 @@ def token_preprocessing_fn(top_k: int, oov_buckets: int) -> Callable[[dict], dic
             vocab_filename=TOKEN_VOCABULARY,
         )  # fmt: skip
         ids, weights = tft.tfidf(token_ids, top_k + oov_buckets)
-        return {
-            "id": inputs["id"],
-            "ids": ids,
-            "weights": weights,
-            "label_id": _label_id(inputs["label"]),
-        }
+        label = (
+            {"label_id": _label_id(inputs["label"])} if label_ids else {"label": inputs["label"]}
+        )
+        return {"id": inputs["id"], "ids": ids, "weights": weights, **label}
 
     return preprocess
 
@@ -139,10 +162,31 @@ def _label_id(label: tf.Tensor) -> tf.Tensor:
     return tft.compute_and_apply_vocabulary(label, vocab_filename=LABEL_VOCABULARY)
 
 
-def featurizer_settings(options: TrainOptions) -> dict[str, Any]:
-    """The featurizer flags of the trained modality, as model.json records them."""
-    modality = MODALITIES[options.modality]
-    return {name: getattr(options, name) for name in modality.recorded_settings}
+def trained_modalities(options: TrainOptions) -> tuple[str, ...]:
+    """The modality trained on, or a joint model's modalities (UserError if it names
+    two vocabulary modalities: a model directory holds one TFT vocabulary)."""
+    if options.modality != JOINT:
+        return (options.modality,)
+    modalities = options.joint_modalities
+    if sum(MODALITIES[modality].uses_vocabulary for modality in modalities) > 1:
+        raise UserError(
+            f"--joint-modalities {','.join(modalities)}: a joint model takes at most one "
+            "modality with a vocabulary (text or ids)"
+        )
+    return modalities
+
+
+def featurizer_settings(options: TrainOptions, modality: str | None = None) -> dict[str, Any]:
+    """The featurizer flags of the trained modality (or of one modality of a joint model),
+    as model.json records them."""
+    spec = MODALITIES[modality or options.modality]
+    return {name: getattr(options, name) for name in spec.recorded_settings}
+
+
+def settings_by_modality(options: TrainOptions) -> dict[str, dict[str, Any]]:
+    return {
+        modality: featurizer_settings(options, modality) for modality in trained_modalities(options)
+    }
 
 
 def build_train_pipeline(
@@ -168,35 +212,86 @@ def build_train_pipeline(
         progress = progress_spec("train", expected, options, run_id or new_run_id())
         featurized, featurize_failures = spread(listed, options) | (
             "ReadAndFeaturize"
-            >> read_and_featurize(
-                options, {options.modality: featurizer_settings(options)}, expected, progress
-            )
+            >> read_and_featurize(options, settings_by_modality(options), expected, progress)
         )
-        labelled = featurized | "ToTrainingExamples" >> beam.ParDo(
-            _TrainingExamples()
-        ).with_outputs(DEAD_LETTER_TAG, main="labelled")
-        if MODALITIES[options.modality].uses_vocabulary:
-            spec = RAW_TOKEN_SPEC
-            preprocess = token_preprocessing_fn(options.top_k, options.oov_buckets)
+        if options.modality == JOINT:
+            transformed, unlabelled = _joint_rows(featurized, options, model_dir)
+            schema = JOINT_TRANSFORMED_SCHEMA
         else:
-            spec, preprocess = RAW_FEATURE_SPEC, preprocessing_fn
-        (transformed, _), transform_fn = (
-            labelled.labelled,
-            dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
-        ) | "AnalyzeAndTransform[Train]" >> tft_beam.AnalyzeAndTransformDataset(preprocess)
+            labelled = featurized | "ToTrainingExamples" >> beam.ParDo(
+                _TrainingExamples()
+            ).with_outputs(DEAD_LETTER_TAG, main="labelled")
+            if MODALITIES[options.modality].uses_vocabulary:
+                transformed = _analyze_tokens(labelled.labelled, options, model_dir, "Train")
+            else:
+                transformed = _analyze(labelled.labelled, RAW_FEATURE_SPEC, preprocessing_fn,
+                                       model_dir, "Train")  # fmt: skip
+            schema, unlabelled = TRANSFORMED_SCHEMA, [labelled[DEAD_LETTER_TAG]]
         _ = transformed | "WriteTransformedRows" >> beam.io.WriteToParquet(
-            posixpath.join(work_dir, TRANSFORMED_PREFIX),
-            TRANSFORMED_SCHEMA,
-            file_name_suffix=".parquet",
+            posixpath.join(work_dir, TRANSFORMED_PREFIX), schema, file_name_suffix=".parquet"
         )
-        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(model_dir)
         _ = (
-            (featurize_failures, labelled[DEAD_LETTER_TAG])
+            (featurize_failures, *unlabelled)
             | "FlattenDeadLetters" >> beam.Flatten()
             | "WriteDeadLetters"
             >> WriteDeadLetters(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
         )
     return pipeline
+
+
+def _analyze(
+    examples: beam.PCollection, spec: dict, preprocess: Callable, model_dir: str, name: str
+) -> beam.PCollection:
+    """TFT's analysis and transform of `examples`; writes its transform_fn into `model_dir`."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    (transformed, _), transform_fn = (
+        examples,
+        metadata,
+    ) | f"AnalyzeAndTransform[{name}]" >> tft_beam.AnalyzeAndTransformDataset(preprocess)
+    _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(model_dir)
+    return transformed
+
+
+def _analyze_tokens(
+    examples: beam.PCollection, options: TrainOptions, model_dir: str, name: str, label_ids=True
+) -> beam.PCollection:
+    preprocess = token_preprocessing_fn(options.top_k, options.oov_buckets, label_ids)
+    return _analyze(examples, RAW_TOKEN_SPEC, preprocess, model_dir, name)
+
+
+def _joint_rows(
+    featurized: beam.PCollection[FeaturizedBatch], options: TrainOptions, model_dir: str
+) -> tuple[beam.PCollection, list[beam.PCollection]]:
+    """A joint model's training rows (JOINT_TRANSFORMED_SCHEMA), each modality's ids still
+    its own, and the dead letters of unlabelled inputs. Only the vocabulary modality's
+    tokens go through TFT, so its tf-idf counts its own documents only."""
+    modalities = trained_modalities(options)
+    rows, unlabelled = [], []
+    for modality, batches in zip(
+        modalities, split_by_modality(featurized, modalities), strict=True
+    ):
+        labelled = batches | f"ToTrainingExamples[{modality}]" >> beam.ParDo(
+            _TrainingExamples()
+        ).with_outputs(DEAD_LETTER_TAG, main="labelled")
+        examples = labelled.labelled
+        if MODALITIES[modality].uses_vocabulary:
+            examples = _analyze_tokens(examples, options, model_dir, modality, label_ids=False)
+        rows.append(examples | f"ToJointRows[{modality}]" >> beam.Map(_joint_row, modality))
+        unlabelled.append(labelled[DEAD_LETTER_TAG])
+    return rows | "FlattenJointRows" >> beam.Flatten(), unlabelled
+
+
+def _joint_row(example: dict[str, Any], modality: str) -> dict[str, Any]:
+    def text(value: Any) -> str:
+        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+    return {
+        "id": text(example["id"]),
+        "label": text(example["label"]),
+        "modality": modality,
+        "ids": np.asarray(example["ids"], np.int64),
+        "weights": np.asarray(example["weights"], np.float32),
+    }
 
 
 class _TrainingExamples(beam.DoFn):
@@ -221,9 +316,9 @@ class _TrainingExamples(beam.DoFn):
 
 
 def read_transformed(work_dir: str) -> pa.Table:
-    """The transformed rows the Beam half wrote, in content order (order_by_content)."""
+    """The transformed rows the Beam half wrote, as written."""
     shards = sorted(list_files(posixpath.dirname(posixpath.join(work_dir, TRANSFORMED_PREFIX))))
-    return order_by_content(pa.concat_tables(read_parquet(path) for path in shards))
+    return pa.concat_tables(read_parquet(path) for path in shards)
 
 
 def train(options: PipelineOptions) -> model_dir_lib.ModelInfo:
@@ -374,6 +469,9 @@ def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> 
     if table.num_rows == 0:
         reasons = _dead_letter_reasons(posixpath.join(model_dir, TRAINING_DEAD_LETTERS))
         raise UserError(f"no training input could be used (dead letters by reason: {reasons})")
+    if options.modality == JOINT:
+        return _joint_training_data(options, table, model_dir)
+    table = order_by_content(table)
     transform_output = tft.TFTransformOutput(model_dir)
     labels = transform_output.vocabulary_by_name(LABEL_VOCABULARY)
     labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
@@ -384,6 +482,49 @@ def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> 
     else:
         num_ids = vocabulary_size(options.modality, featurizer_settings(options))
     return TrainingData.from_transformed(table, labels, num_ids)
+
+
+def joint_parts(options: TrainOptions, model_dir: str) -> dict[str, Part]:
+    """Each modality's place in a joint model's id space; the vocabulary modality's size
+    is what TFT learned (the vocabulary, then the OOV buckets)."""
+    sizes = {}
+    for modality in trained_modalities(options):
+        if MODALITIES[modality].uses_vocabulary:
+            vocabulary = tft.TFTransformOutput(model_dir).vocabulary_by_name(TOKEN_VOCABULARY)
+            sizes[modality] = len(vocabulary) + options.oov_buckets
+        else:
+            sizes[modality] = vocabulary_size(modality, featurizer_settings(options, modality))
+    return lay_out(sizes)
+
+
+def _joint_training_data(options: TrainOptions, table: pa.Table, model_dir: str) -> TrainingData:
+    """A joint model's rows with their ids moved into the joint space, labels sorted."""
+    modalities = trained_modalities(options)
+    present = collections.Counter(table.column("modality").to_pylist())
+    missing = [modality for modality in modalities if not present[modality]]
+    if missing:
+        raise UserError(
+            f"the joint model's modality {missing[0]} has no training input: give some, or "
+            f"leave it out of --joint-modalities ({', '.join(modalities)})"
+        )
+    parts = joint_parts(options, model_dir)
+    labels = sorted(set(table.column("label").to_pylist()))
+    rows = rows_of(table)
+    offsets = np.array([parts[m].id_offset for m in table.column("modality").to_pylist()])
+    joint = pa.table(
+        {
+            "label_id": pa.array(
+                np.searchsorted(labels, table.column("label").to_pylist()), pa.int64()
+            ),
+            "ids": pa.ListArray.from_arrays(
+                rows.row_splits.astype(np.int32), rows.ids + np.repeat(offsets, rows.lengths)
+            ),
+            "weights": pa.ListArray.from_arrays(rows.row_splits.astype(np.int32), rows.weights),
+            "modality": table.column("modality"),
+        }
+    )
+    num_ids = sum(part.vocabulary_size for part in parts.values())
+    return TrainingData.from_transformed(order_by_content(joint), labels, num_ids, modalities)
 
 
 def _fit_and_export(
@@ -398,7 +539,9 @@ def _fit_and_export(
         "given" if options.embedding_dim else "auto: round(ids ** 0.25)",
         data.num_ids,
     )
-    config = encoder_lib.TrainingConfig(epochs=options.epochs, seed=options.seed)
+    config = encoder_lib.TrainingConfig(
+        epochs=options.epochs, seed=options.seed, contrastive_weight=options.contrastive_weight
+    )
     encoder = fit_at_width(data, dim, config)
 
     embeddings = encoder_lib.embed_rows(encoder.embed, data.rows)
@@ -406,8 +549,10 @@ def _fit_and_export(
     num_clusters = options.clusters or len(data.labels)
     if fit_index.size < num_clusters:
         raise UserError(f"{fit_index.size} training rows cannot make {num_clusters} clusters")
+    # A joint model's centroids: every modality weighs the same, however many rows it has.
+    weights = None if data.groups is None else group_weights(data.groups[fit_index])
     kmeans = KMeans(n_clusters=num_clusters, n_init=10, random_state=options.seed).fit(
-        embeddings[fit_index]
+        embeddings[fit_index], sample_weight=weights
     )
     predicted = encoder_lib.predict_labels(encoder, data.rows)
     metrics = {
@@ -418,7 +563,9 @@ def _fit_and_export(
     metrics = {key: round(value, 4) for key, value in metrics.items()}
     metrics["wall_time_s"] = round(time.time() - started, 1)
 
-    encoder_lib.save_encoder(encoder, model_dir)
+    joint = options.modality == JOINT
+    parts = joint_parts(options, model_dir) if joint else {}
+    encoder_lib.save_encoder(encoder, model_dir, parts)
     write_centroids(
         posixpath.join(model_dir, model_dir_lib.CENTROIDS),
         kmeans.cluster_centers_,
@@ -429,7 +576,7 @@ def _fit_and_export(
         embedding_dim=dim,
         vocabulary_size=data.num_ids,
         labels=data.labels,
-        featurizer=featurizer_settings(options),
+        featurizer={} if joint else featurizer_settings(options),
         num_clusters=num_clusters,
         metrics=metrics,
         training={
@@ -443,11 +590,36 @@ def _fit_and_export(
             "embedding_layer": "bottleneck",
             "examples_fit": int(fit_index.size),
             "examples_validation": int(data.validation_index.size),
+            "loss": "softmax cross-entropy"
+            + (
+                f" + {config.contrastive_weight} x supervised contrastive "
+                f"(temperature {config.contrastive_temperature})"
+                if config.contrastive_weight
+                else ""
+            ),
+            **(_joint_training_record(data) if joint else {}),
         },
         model_version=model_dir_lib.content_hash(model_dir),
+        parts={
+            modality: {
+                "featurizer": featurizer_settings(options, modality),
+                "id_offset": part.id_offset,
+                "vocabulary_size": part.vocabulary_size,
+            }
+            for modality, part in parts.items()
+        },
     )
     model_dir_lib.write_model_info(model_dir, info)
     return info
+
+
+def _joint_training_record(data: TrainingData) -> dict[str, Any]:
+    """How a joint model's modalities were fitted: rows of each, oversampled to equal counts."""
+    counts = np.bincount(data.groups[data.fit_index], minlength=len(data.modalities))
+    return {
+        "examples_fit_by_modality": dict(zip(data.modalities, counts.tolist(), strict=True)),
+        "sampling": "each modality oversampled to the largest one's rows, every epoch",
+    }
 
 
 def _dead_letter_reasons(directory: str) -> dict[str, int]:

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from embedbeam.pipeline.model.joint import Part, signature_of
 from embedbeam.transforms.encode_embeddings import DENSE_LOOKUP_MAX_VOCABULARY
 from embedbeam.transforms.sparse import SparseRows
 
@@ -49,6 +51,10 @@ class TrainingConfig:
     # Stop when validation loss has not improved for this many epochs, and keep
     # the best epoch's weights (text overfits within a few epochs, digits do not).
     patience: int = 2
+    # Weight of a supervised-contrastive term added to the softmax loss (0: none):
+    # within a batch, rows of the same label (of any modality) are pulled together.
+    contrastive_weight: float = 0.0
+    contrastive_temperature: float = 0.1
 
 
 class _Dense(tf.Module):
@@ -170,10 +176,15 @@ def fit_encoder(
     @tf.function(input_signature=(*_ROWS_SIGNATURE, tf.TensorSpec([None], tf.int64)))
     def train_step(ids, weights, row_splits, labels):
         with tf.GradientTape() as tape:
-            logits = encoder.logits(ids, weights, row_splits)
+            bottleneck = encoder.bottleneck_output(ids, weights, row_splits)
+            logits = encoder.logit_layer(bottleneck)
             loss = tf.reduce_mean(
                 tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
             )
+            if config.contrastive_weight:
+                loss += config.contrastive_weight * supervised_contrastive_loss(
+                    bottleneck, labels, config.contrastive_temperature
+                )
         gradients = tape.gradient(loss, encoder.trainable_variables)
         optimizer.apply_gradients(zip(gradients, encoder.trainable_variables, strict=True))
         return loss
@@ -211,6 +222,27 @@ def fit_encoder(
     return encoder
 
 
+def supervised_contrastive_loss(
+    embeddings: tf.Tensor, labels: tf.Tensor, temperature: float
+) -> tf.Tensor:
+    """Khosla et al. 2020 (SupCon, "L_out") over one batch: for each row with another row of
+    its label, the mean over those positives of -log softmax of its cosine similarity
+    (over / temperature) against every other row of the batch."""
+    unit = tf.math.l2_normalize(embeddings, axis=1)
+    similarity = tf.matmul(unit, unit, transpose_b=True) / temperature
+    others = 1.0 - tf.eye(tf.shape(labels)[0])
+    # Every row's own similarity is left out of its denominator (a large negative, not -inf,
+    # so 0 * it stays 0).
+    log_probability = similarity - tf.reduce_logsumexp(
+        similarity - 1e9 * (1.0 - others), axis=1, keepdims=True
+    )
+    positives = tf.cast(tf.equal(labels[:, None], labels[None, :]), tf.float32) * others
+    counts = tf.reduce_sum(positives, axis=1)
+    per_row = -tf.reduce_sum(positives * log_probability, axis=1) / tf.maximum(counts, 1.0)
+    has_positive = tf.cast(counts > 0, tf.float32)
+    return tf.reduce_sum(per_row * has_positive) / tf.maximum(tf.reduce_sum(has_positive), 1.0)
+
+
 def _mean_loss(encoder: SparseEncoder, rows: SparseRows, label_ids: np.ndarray) -> float:
     logits = encoder.logits(
         tf.constant(rows.ids), tf.constant(rows.weights), tf.constant(rows.row_splits)
@@ -246,10 +278,27 @@ def predict_labels(encoder: SparseEncoder, rows: SparseRows) -> np.ndarray:
     )
 
 
-def save_encoder(encoder: SparseEncoder, directory: str) -> None:
-    """SavedModel with `embed` and `serving_default` (class probabilities)."""
-    tf.saved_model.save(
-        encoder,
-        directory,
-        signatures={"embed": encoder.embed, "serving_default": encoder.probabilities},
-    )
+def save_encoder(
+    encoder: SparseEncoder, directory: str, parts: Mapping[str, Part] | None = None
+) -> None:
+    """SavedModel with `embed` and `serving_default` (class probabilities); a joint
+    model also with one `embed_<modality>` per part, which takes that modality's own ids
+    and moves them to its place in the joint space."""
+    signatures = {"embed": encoder.embed, "serving_default": encoder.probabilities}
+    for modality, part in (parts or {}).items():
+        signatures[signature_of(modality)] = _part_embed(encoder, part)
+    tf.saved_model.save(encoder, directory, signatures=signatures)
+
+
+def _part_embed(encoder: SparseEncoder, part: Part):
+    @tf.function(input_signature=_ROWS_SIGNATURE)
+    def embed(ids: tf.Tensor, weights: tf.Tensor, row_splits: tf.Tensor) -> dict:
+        tf.debugging.assert_less(
+            ids, tf.constant(part.vocabulary_size, ids.dtype),
+            message="feature id outside the modality's vocabulary",
+        )  # fmt: skip
+        # Negative ids stay negative: the lookup leaves them out, as for a single modality.
+        joint_ids = tf.where(ids >= 0, ids + part.id_offset, ids)
+        return {"embedding": encoder.bottleneck_output(joint_ids, weights, row_splits)}
+
+    return embed

@@ -6,6 +6,11 @@
     MODEL/model.json                   modality, width, labels, featurizer settings,
                                        metrics and `model_version` (a content hash)
 
+A joint model (modality `joint`, pipeline/model/joint.py) is one such
+directory over several modalities: model.json's `parts` give each its
+featurizer settings and its place in the one feature-id space, the SavedModel
+has an `embed_<modality>` signature each, and one set of centroids serves all.
+
 Everything is read and written through Beam's FileSystems (and TensorFlow's
 own file system layer for the SavedModel), so gs://, s3:// and hdfs:// model
 directories work wherever Beam supports them.
@@ -21,6 +26,8 @@ from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
+from embedbeam.pipeline.model.joint import JOINT, signature_of
+from embedbeam.transforms.encode_embeddings import EMBED_SIGNATURE
 from embedbeam.transforms.table.files import list_files, write_bytes
 from embedbeam.transforms.table.layout import CENTROIDS_FILE
 
@@ -43,6 +50,32 @@ class ModelInfo:
     training: dict[str, Any]
     model_version: str = ""
     format_version: int = FORMAT_VERSION
+    # A joint model's modalities: {modality: {"featurizer": settings, "id_offset": first
+    # id in the joint space, "vocabulary_size": its ids}}; empty for a single modality.
+    parts: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModalityModel:
+    """What embeds one modality: the model as that modality sees it (its featurizer
+    settings, the model's width, version, centroids) and the signature to call."""
+
+    info: ModelInfo
+    signature: str
+
+
+def modality_models(info: ModelInfo) -> dict[str, ModalityModel]:
+    """The modalities a model directory embeds: its one modality, or each of a joint
+    model's, all with the joint model's width, version and centroids."""
+    if info.modality != JOINT:
+        return {info.modality: ModalityModel(info, EMBED_SIGNATURE)}
+    return {
+        modality: ModalityModel(
+            dataclasses.replace(info, modality=modality, featurizer=part["featurizer"], parts={}),
+            signature_of(modality),
+        )
+        for modality, part in info.parts.items()
+    }
 
 
 def read_model_info(model_dir: str) -> ModelInfo:

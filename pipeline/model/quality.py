@@ -39,3 +39,14 @@ def cluster_purity(cluster_ids: np.ndarray, labels: np.ndarray) -> float:
 def _majority(votes: np.ndarray):
     values, counts = np.unique(votes, return_counts=True)
     return values[np.argmax(counts)]
+
+
+def nearest_label_accuracy(
+    queries: np.ndarray, query_labels: np.ndarray, gallery: np.ndarray, gallery_labels: np.ndarray
+) -> float:
+    """Share of queries whose single nearest gallery row has their label: across
+    modalities, a sound query against a gallery of images, say."""
+    if not len(queries) or not len(gallery):
+        return float("nan")
+    distances = np.linalg.norm(queries[:, None, :] - gallery[None, :, :], axis=2)
+    return float(np.mean(gallery_labels[distances.argmin(axis=1)] == query_labels))

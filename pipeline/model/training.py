@@ -15,10 +15,14 @@ import numpy as np
 import pyarrow as pa
 
 from embedbeam.pipeline.model import encoder as encoder_lib
+from embedbeam.pipeline.model.joint import balanced_index
 from embedbeam.pipeline.model.quality import knn_accuracy
 from embedbeam.transforms.sparse import SparseRows
 
 VALIDATION_SHARE = 0.1
+# A modality of a joint model with fewer training rows than this keeps them all for
+# fitting: split 90/10, the 40 digit words of four languages would lose four words.
+VALIDATION_MIN_ROWS = 100
 
 
 def auto_embedding_dim(num_feature_ids: int) -> int:
@@ -69,11 +73,28 @@ class TrainingData:
     num_ids: int
     fit_index: np.ndarray
     validation_index: np.ndarray
+    # A joint model's rows: the index of each row's modality in `modalities`, so
+    # fitting can weigh the modalities the same (joint.balanced_index).
+    groups: np.ndarray | None = None
+    modalities: tuple[str, ...] = ()
 
     @classmethod
-    def from_transformed(cls, table: pa.Table, labels: list[str], num_ids: int) -> TrainingData:
-        """TFT's transformed rows (label_id, ids, weights, content_key), split by content."""
+    def from_transformed(
+        cls,
+        table: pa.Table,
+        labels: list[str],
+        num_ids: int,
+        modalities: tuple[str, ...] = (),
+    ) -> TrainingData:
+        """TFT's transformed rows (label_id, ids, weights, content_key, and for a joint
+        model `modality`), split by content."""
         held_out = np.array([is_validation(key) for key in table.column("content_key").to_pylist()])
+        groups = None
+        if modalities:
+            names = table.column("modality").to_pylist()
+            groups = np.array([modalities.index(name) for name in names], np.int64)
+            counts = np.bincount(groups, minlength=len(modalities))
+            held_out &= counts[groups] >= VALIDATION_MIN_ROWS
         return cls(
             rows=rows_of(table),
             label_ids=table.column("label_id").to_numpy(),
@@ -81,7 +102,15 @@ class TrainingData:
             num_ids=num_ids,
             fit_index=np.flatnonzero(~held_out),
             validation_index=np.flatnonzero(held_out),
+            groups=groups,
+            modalities=modalities,
         )
+
+    def balanced_fit_index(self, seed: int) -> np.ndarray:
+        """The rows to fit on: for a joint model each modality oversampled to the largest."""
+        if self.groups is None:
+            return self.fit_index
+        return balanced_index(self.fit_index, self.groups, seed)
 
     def validation(self) -> tuple[SparseRows, np.ndarray] | None:
         if not self.validation_index.size:
@@ -92,9 +121,10 @@ class TrainingData:
 def fit_at_width(
     data: TrainingData, dim: int, config: encoder_lib.TrainingConfig
 ) -> encoder_lib.SparseEncoder:
+    fit = data.balanced_fit_index(config.seed)
     return encoder_lib.fit_encoder(
-        data.rows.take(data.fit_index),
-        data.label_ids[data.fit_index],
+        data.rows.take(fit),
+        data.label_ids[fit],
         data.num_ids,
         dim,
         len(data.labels),

@@ -5,6 +5,12 @@ is featurized and embedded with the model that wrote the table (its version
 must match). Euclidean distance (the measure the encoder was trained for) or
 cosine distance; exact with numpy, or for large tables through a cached HNSW
 index whose candidates are then measured exactly.
+
+A table written by a joint model holds its modalities in one space, so the
+query may be of another modality than the rows searched (`--modality image`
+with a sound): a raw file is featurized as the joint model featurizes its
+modality, an id of another partition brings that row's embedding. Partitions
+written by different models are different spaces, and such a query is refused.
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ import numpy as np
 
 from embedbeam.pipeline.errors import UserError
 from embedbeam.pipeline.queries.neighbours import search
-from embedbeam.pipeline.queries.table import EmbeddingTable, index_path, load_table, read_run_record
+from embedbeam.pipeline.queries.table import (
+    EmbeddingTable,
+    index_path,
+    load_table,
+    modalities,
+    read_run_record,
+)
 from embedbeam.transforms.sparse import InvalidInput, SparseRows
 from embedbeam.transforms.sparse.modalities import make_featurizer, modality_for_uri
 
@@ -47,7 +59,9 @@ def similar(
     if query_row is not None:
         vector = table.embeddings[query_row]
     else:
-        vector = _embed_file(output_dir, table, query)
+        vector = _row_elsewhere(output_dir, table, query)
+        if vector is None:
+            vector = _embed_file(output_dir, table, query)
     order, distances = search(
         table.embeddings,
         vector,
@@ -76,8 +90,39 @@ def _row_of(table: EmbeddingTable, query: str) -> int | None:
     return row if row is not None else table.row_of(os.path.abspath(query))
 
 
+def _row_elsewhere(output_dir: str, table: EmbeddingTable, query: str) -> np.ndarray | None:
+    """The embedding of the row `query` names in another modality partition of the same
+    space (same model version), if there is one."""
+    for other in modalities(output_dir):
+        if other == table.modality:
+            continue
+        partition = load_table(output_dir, other)
+        row = _row_of(partition, query)
+        if row is not None:
+            _check_one_space(partition.modality, partition.model_version, table)
+            return partition.embeddings[row]
+    return None
+
+
+def _check_one_space(modality: str, model_version: str, table: EmbeddingTable) -> None:
+    """A query of `modality` embedded by `model_version` may search `table` only if the
+    same model wrote it: only a joint model's modalities share one space."""
+    if model_version == table.model_version:
+        return
+    if modality == table.modality:
+        raise UserError(
+            f"the {modality} model is now version {model_version}, but the table was "
+            f"written by {table.model_version}; re-embed or restore that model"
+        )
+    raise UserError(
+        f"the {table.modality} rows were embedded by another model ({table.model_version}) "
+        f"than {modality} inputs ({model_version}): only the modalities of one joint model "
+        "share a space"
+    )
+
+
 def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray:
-    """Featurizes and embeds a raw file with the model that wrote the table."""
+    """Featurizes and embeds a raw file with the table's model of the file's modality."""
     if not os.path.isfile(path):
         raise UserError(f"{path!r} is neither an id or uri in the table nor a readable file")
     modality = modality_for_uri(path)
@@ -87,25 +132,22 @@ def _embed_file(output_dir: str, table: EmbeddingTable, path: str) -> np.ndarray
             f"{path} is {modality or 'of unknown modality'}; the table has {', '.join(model_dirs)}"
         )
     model_dir = model_dirs[modality]
-    from embedbeam.pipeline.model.model_dir import read_model_info
+    from embedbeam.pipeline.model.model_dir import modality_models, read_model_info
 
     try:
-        info = read_model_info(model_dir)
-    except ValueError as error:
+        model = modality_models(read_model_info(model_dir))[modality]
+    except (ValueError, KeyError) as error:
         raise UserError(f"cannot embed {path}: the table's model is gone ({error})") from error
-    if info.model_version != table.model_version:
-        raise UserError(
-            f"the model at {model_dir} is version {info.model_version}, but the table was "
-            f"written by {table.model_version}; re-embed or restore that model"
-        )
+    _check_one_space(modality, model.info.model_version, table)
     with open(path, "rb") as handle:
         try:
-            features = make_featurizer(info.modality, info.featurizer, model_dir)(handle.read())
+            featurize = make_featurizer(modality, model.info.featurizer, model_dir)
+            features = featurize(handle.read())
         except InvalidInput as error:
             raise UserError(f"cannot embed {path}: {error.reason}: {error}") from error
     import tensorflow as tf
 
     from embedbeam.pipeline.model.encoder import embed_rows
 
-    model = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
-    return embed_rows(model.signatures["embed"], SparseRows.stack([features]))[0]
+    loaded = tf.saved_model.load(model_dir)  # keep: its signature needs its variables alive
+    return embed_rows(loaded.signatures[model.signature], SparseRows.stack([features]))[0]
