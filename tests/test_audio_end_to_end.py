@@ -42,7 +42,13 @@ def test_audio_model_records_its_grid(audio_model):
     info = read_model_info(str(audio_model))
 
     assert (info.modality, info.vocabulary_size, info.embedding_dim) == ("audio", 768, 5)
-    assert info.featurizer == {"mels": 32, "frames": 24, "threshold_db": -60.0, "max_seconds": 10.0}
+    assert info.featurizer == {
+        "mels": 32,
+        "frames": 24,
+        "threshold_db": -60.0,
+        "max_seconds": 10.0,
+        "max_windows": 24,
+    }
     assert sorted(info.labels) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     )

@@ -35,6 +35,12 @@ _STOP_TIMEOUT_S = 10
 _PIPE_BYTES = 1 << 20
 # Imported by name, not run as __main__: what a child pickles must unpickle here.
 _CHILD_MAIN = "import embedbeam.transforms.sparse.featurize_processes as child; child.main()"
+# A child is one core's worth of work: BLAS and OpenMP thread pools of its own (numpy's
+# matrix products in a mel filterbank) would only make the children and the parent
+# take cores from each other (bench/README.md, issue #18).
+_ONE_THREAD_EACH = {
+    name: "1" for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+}
 
 
 class FeaturizeProcesses:
@@ -92,6 +98,7 @@ class _Child:
         self._process = subprocess.Popen(
             [sys.executable, "-c", _CHILD_MAIN, str(requests_in), str(results_out)],
             pass_fds=(requests_in, results_out),
+            env={**os.environ, **_ONE_THREAD_EACH},
         )
         os.close(requests_in)
         os.close(results_out)

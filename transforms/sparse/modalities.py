@@ -24,6 +24,7 @@ from embedbeam.transforms.sparse import (
 from embedbeam.transforms.sparse.audio import (
     DEFAULT_FRAMES,
     DEFAULT_MAX_SECONDS,
+    DEFAULT_MAX_WINDOWS,
     DEFAULT_MELS,
     DEFAULT_THRESHOLD_DB,
     audio_vocabulary_size,
@@ -58,8 +59,8 @@ class Modality:
     settings: tuple[str, ...]  # keyword arguments of `featurize`, recorded in model.json
     # Number of possible ids, from the settings; None where TFT's vocabulary decides it.
     vocabulary_size: Callable[[Mapping[str, Any]], int] | None
-    # A prefix of an oversize file still featurizes (audio is capped in time anyway),
-    # so it is read up to the size limit instead of becoming a dead letter.
+    # A prefix of an oversize file still featurizes (audio: windows spread over the
+    # part read), so it is read up to the size limit instead of becoming a dead letter.
     reads_prefix: bool = False
     # Settings of TFT's vocabulary; a modality with some yields tokens, which the
     # vocabulary learned at training (part of the model) turns into ids.
@@ -117,7 +118,7 @@ MODALITIES: Mapping[str, Modality] = {
     ),
     "audio": Modality(
         featurize_audio,
-        ("mels", "frames", "threshold_db", "max_seconds"),
+        ("mels", "frames", "threshold_db", "max_seconds", "max_windows"),
         lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
         reads_prefix=True,
         flags=(
@@ -138,7 +139,15 @@ MODALITIES: Mapping[str, Modality] = {
                 "max_seconds",
                 float,
                 DEFAULT_MAX_SECONDS,
-                "only the first this many seconds are decoded.",
+                "a clip up to this many seconds is one grid; a longer one is windows this "
+                "long, whose grids are averaged.",
+            ),
+            Setting(
+                "max_windows",
+                int,
+                DEFAULT_MAX_WINDOWS,
+                "a long clip is at most this many windows, spread evenly from its start to "
+                "its end.",
             ),
         ),
     ),
