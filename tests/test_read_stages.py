@@ -17,7 +17,15 @@ from apache_beam.transforms.window import GlobalWindow
 from PIL import Image
 
 from embedbeam.transforms.common.records import DeadLetter, InputRef, id_for_uri
-from embedbeam.transforms.list_inputs import InputSource, ListInputBatches, list_refs
+from embedbeam.transforms.list_inputs import (
+    GlobPart,
+    InputSource,
+    ListInputBatches,
+    ManifestPart,
+    duplicate_ids,
+    list_refs,
+    listing_parts,
+)
 from embedbeam.transforms.read_and_featurize import (
     _BATCHES_IN_FLIGHT_PER_WORKER,
     ReadAndFeaturize,
@@ -344,3 +352,72 @@ def test_read_and_featurize_works_ahead_and_keeps_batch_order(digit_folders, pro
     assert [list(w.windows) for w in flushed] == [[GlobalWindow()]] * ahead
     emitted = [*itertools.chain(*emitted_per_batch), *(w.value for w in flushed)]
     assert [featurized.refs for featurized in emitted] == [tuple(batch) for batch in batches]
+
+
+def _ids_manifest(path, ids: list[str], row_group_size: int):
+    """A Parquet manifest of inline ids rows, `row_group_size` rows a row group."""
+    table = pa.table({"id": ids, "ids": [["libc6", f"lib{i}"] for i in range(len(ids))]})
+    pq.write_table(table, path, row_group_size=row_group_size)
+    return path
+
+
+def test_a_parquet_manifest_is_listed_one_row_group_a_part_with_its_first_row(tmp_path):
+    manifest = _ids_manifest(tmp_path / "m.parquet", ["a", "b", "c", "d", "e"], 2)
+
+    parts = listing_parts(InputSource(manifest=str(manifest)))
+
+    assert parts == [ManifestPart(str(manifest), 0, 1), ManifestPart(str(manifest), 1, 3),
+                     ManifestPart(str(manifest), 2, 5)]  # fmt: skip
+
+
+def test_the_first_row_of_an_id_wins_across_row_groups_listed_apart(tmp_path):
+    manifest = _ids_manifest(tmp_path / "m.parquet", ["a", "b", "c", "a", "b", "a"], 2)
+
+    refs = list_refs(InputSource(manifest=str(manifest)))
+
+    assert duplicate_ids(str(manifest)) == {"a": 1, "b": 2}
+    assert [(ref.id, ref.problem and ref.problem[1]) for ref in refs] == [
+        ("a", None),
+        ("b", None),
+        ("c", None),
+        ("a", "id 'a' is already used by row 1 of the manifest; the first row of an id wins"),
+        ("b", "id 'b' is already used by row 2 of the manifest; the first row of an id wins"),
+        ("a", "id 'a' is already used by row 1 of the manifest; the first row of an id wins"),
+    ]
+
+
+def test_a_glob_is_listed_one_top_folder_a_part_and_finds_what_one_walk_finds(image_folder):
+    (image_folder / "7" / "deeper").mkdir()
+    (image_folder / "7" / "deeper" / "c.png").write_bytes(
+        (image_folder / "7" / "a.png").read_bytes()
+    )
+    (image_folder / "top.png").write_bytes((image_folder / "7" / "a.png").read_bytes())
+    source = InputSource(pattern=f"{image_folder}/**.png")
+
+    parts = listing_parts(source)
+
+    assert parts == [
+        GlobPart(source.pattern, str(image_folder), recursive=False),
+        GlobPart(source.pattern, str(image_folder / "7")),
+        GlobPart(source.pattern, str(image_folder / "blank")),
+    ]
+    matched = FileSystems.match([source.pattern])[0].metadata_list
+    assert sorted(ref.uri for ref in list_refs(source)) == sorted(m.path for m in matched)
+    assert len(matched) == 4
+
+
+def test_listing_spread_over_workers_expands_jsonl_after_the_spread(tmp_path):
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        lines = [json.dumps({"text": f"{folder} document {i}"}) for i in range(3)]
+        (tmp_path / folder / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    source = InputSource(pattern=f"{tmp_path}/*/*.jsonl")
+
+    with TestPipeline() as p:
+        batches = p | ListInputBatches(source, batch_size=2, spread=True)
+
+        assert_that(
+            batches | beam.FlatMap(lambda batch: [ref.uri.rsplit("/", 2)[-2:] for ref in batch]),
+            equal_to([[folder, f"docs.jsonl#{line}"] for folder in "xy" for line in (1, 2, 3)]),
+        )
+        assert_that(batches | beam.Map(len), equal_to([2, 1, 2, 1]), label="batch sizes")

@@ -4,6 +4,13 @@ Listing is separate from reading so the job can count every input it has seen
 before anything can fail: inputs seen = rows written + dead letters. Refs that
 listing already knows are broken (a bad .jsonl line, a manifest row with an id
 used before) carry a `problem`; reading dead-letters them with stage `list`.
+
+Listing is split into parts that workers list apart (ListingPart): a glob's
+folder tree one top-level folder a part, a Parquet manifest one row group a
+part. Manifest ids must be unique (the first row of an id wins), which one part
+cannot see alone: one pass over the manifest's ids finds the ids used more than
+once (`duplicate_ids`, a side input of the parts), keeping one 8-byte hash a row,
+not the ids. A CSV or JSONL manifest is one part, read in order.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv
 import pyarrow.parquet as pq
@@ -30,7 +38,7 @@ from embedbeam.transforms.common.records import InputRef, id_for_uri
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.modalities import modality_for_uri
 from embedbeam.transforms.sparse.read_bytes import open_regular_file, read_file
-from embedbeam.transforms.table.files import absolute, match_paths
+from embedbeam.transforms.table.files import absolute, match_paths, paths_under, wildcard_root
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
 # Columns that carry the input itself, so a row needs no `uri`.
@@ -55,40 +63,134 @@ class InputSource:
             raise ValueError("give exactly one of a file pattern or a manifest")
 
 
+@dataclasses.dataclass(frozen=True)
+class GlobPart:
+    """The paths of `pattern` under `directory` (only those directly in it unless
+    `recursive`); `directory` None: all of `pattern`, listed by FileSystems."""
+
+    pattern: str
+    directory: str | None = None
+    recursive: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class ManifestPart:
+    """The rows of one row group of a Parquet manifest (`row_group` None: every row of
+    the manifest, in order); `first_row` is the number of its first row, from 1."""
+
+    manifest: str
+    row_group: int | None = None
+    first_row: int = 1
+
+
+ListingPart = GlobPart | ManifestPart
+
+
 class ListInputBatches(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[list[InputRef]]]):
-    """PBegin -> every input of `source` as InputRefs, in lists of `batch_size` (the last
-    one shorter), in listing order, not yet spread over workers.
+    """PBegin -> every input of `source` as InputRefs, in lists of at most `batch_size`.
 
     Listing in batches means Beam handles each batch, not each input, from the
     first step on: a step per element costs about as much as reading a small file.
+    With `spread`, the listing parts, then the batches, are reshuffled over the
+    workers, and .jsonl files are expanded into their documents after that, by the
+    worker that reads them. Without (one in-process worker: nothing to spread to),
+    batches go on in listing order as they are made.
     """
 
-    def __init__(self, source: InputSource, batch_size: int) -> None:
+    def __init__(self, source: InputSource, batch_size: int, spread: bool = False) -> None:
         super().__init__()
         self._source = source
         self._batch_size = batch_size
+        self._spread = spread
 
     def expand(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection[list[InputRef]]:
-        return (
-            pbegin
-            | "Source" >> beam.Create([self._source])
-            | "ListRefBatches"
-            >> beam.FlatMap(_batches_of_refs, self._batch_size).with_output_types(list[InputRef])
+        source = pbegin | "Source" >> beam.Create([self._source])
+        parts = source | "PlanListing" >> beam.FlatMap(listing_parts)
+        duplicates = beam.pvalue.AsSingleton(
+            source | "FindDuplicateIds" >> beam.Map(duplicate_ids_of_source)
         )
+        if self._spread:
+            parts = parts | "SpreadListing" >> beam.Reshuffle()
+        batches = parts | "ListRefBatches" >> beam.FlatMap(
+            _batches_of_part, self._source, self._batch_size, duplicates
+        ).with_output_types(list[InputRef])
+        if self._source.pattern is None:
+            return batches | "SpreadInputBatches" >> beam.Reshuffle() if self._spread else batches
+        if self._spread:
+            batches = batches | "SpreadInputBatches" >> beam.Reshuffle()
+        return batches | "ExpandJsonl" >> beam.FlatMap(
+            _expanded_batches, self._source.text_field, self._batch_size
+        ).with_output_types(list[InputRef])
+
+
+def listing_parts(source: InputSource) -> list[ListingPart]:
+    """The parts `source` is listed in: a Parquet manifest's row groups (from its footer);
+    a local glob's files directly in the folder before its first wildcard, then each
+    folder in that one (without walking them); else the whole source as one part."""
+    if source.manifest is not None:
+        if manifest_format(source.manifest) != "parquet":
+            return [ManifestPart(source.manifest)]
+        with open_manifest(source.manifest) as handle:
+            metadata = pq.ParquetFile(handle).metadata
+        sizes = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
+        starts = itertools.accumulate(sizes[:-1], initial=1) if sizes else ()
+        return [ManifestPart(source.manifest, index, first) for index, first in enumerate(starts)]
+    root = wildcard_root(source.pattern)
+    if root is None:
+        return [GlobPart(source.pattern)]
+    try:
+        _, folders, _ = next(os.walk(root))
+    except StopIteration:  # the root does not exist or cannot be listed
+        return [GlobPart(source.pattern)]
+    return [
+        GlobPart(source.pattern, root, recursive=False),
+        *(GlobPart(source.pattern, os.path.join(root, name)) for name in sorted(folders)),
+    ]
 
 
 def list_refs(source: InputSource) -> Iterator[InputRef]:
-    """Every input of `source`: one per matched file (per line of a .jsonl file), or per
-    manifest row."""
-    if source.manifest is not None:
-        yield from refs_from_manifest(source.manifest)
+    """Every input of `source`, part after part: one per matched file (per line of a
+    .jsonl file), or per manifest row."""
+    duplicates = duplicate_ids_of_source(source)
+    for part in listing_parts(source):
+        for ref in refs_of_part(part, source, duplicates):
+            yield from expand_jsonl(ref, source.text_field) if source.pattern else (ref,)
+
+
+def refs_of_part(
+    part: ListingPart, source: InputSource, duplicates: Mapping[str, int]
+) -> Iterator[InputRef]:
+    """The InputRefs of one listing part; .jsonl files not yet expanded."""
+    if isinstance(part, ManifestPart):
+        yield from refs_from_manifest_part(part, duplicates)
         return
-    for path in match_paths(source.pattern):
-        yield from expand_jsonl(ref_from_path(path, source.labels_from_folder), source.text_field)
+    paths = (
+        match_paths(part.pattern)
+        if part.directory is None
+        else paths_under(part.pattern, part.directory, part.recursive)
+    )
+    for path in paths:
+        yield ref_from_path(path, source.labels_from_folder)
 
 
-def _batches_of_refs(source: InputSource, batch_size: int) -> Iterator[list[InputRef]]:
-    refs = list_refs(source)
+def _batches_of_part(
+    part: ListingPart, source: InputSource, batch_size: int, duplicates: Mapping[str, int]
+) -> Iterator[list[InputRef]]:
+    yield from _batched(refs_of_part(part, source, duplicates), batch_size)
+
+
+def _expanded_batches(
+    batch: list[InputRef], text_field: str, batch_size: int
+) -> Iterator[list[InputRef]]:
+    """A batch with its .jsonl files expanded into their documents, in batches again."""
+    if not any(ref.uri.endswith(".jsonl") for ref in batch):
+        yield batch
+        return
+    expanded = (line for ref in batch for line in expand_jsonl(ref, text_field))
+    yield from _batched(expanded, batch_size)
+
+
+def _batched(refs: Iterator[InputRef], batch_size: int) -> Iterator[list[InputRef]]:
     while batch := list(itertools.islice(refs, batch_size)):
         yield batch
 
@@ -138,38 +240,81 @@ def expand_jsonl(ref: InputRef, text_field: str) -> Iterator[InputRef]:
 
 
 def refs_from_manifest(manifest: str) -> Iterator[InputRef]:
-    """Every row of a manifest as an InputRef, in manifest order.
+    """Every row of a manifest as an InputRef, in manifest order (refs_from_manifest_part)."""
+    yield from list_refs(InputSource(manifest=manifest))
 
-    Ids are unique in the output: the first row of an id wins; a later row
-    with the same id is still an input, marked `duplicate_id`, so it ends as a
-    dead letter and inputs seen = rows + dead letters still holds. A row that
-    cannot be parsed, or whose `id` is not a string or integer, is marked too.
+
+def refs_from_manifest_part(
+    part: ManifestPart, duplicates: Mapping[str, int]
+) -> Iterator[InputRef]:
+    """Every row of a manifest part as an InputRef, in manifest order.
+
+    Ids are unique in the output: the first row of an id wins (`duplicates`: the
+    first row of each id used more than once); a later row with the same id is
+    still an input, marked `duplicate_id`, so it ends as a dead letter and inputs
+    seen = rows + dead letters still holds. A row that cannot be parsed, or whose
+    `id` is not a string or integer, is marked too.
     """
-    first_row_of: dict[str, int] = {}
-    for number, row in read_manifest_rows(manifest):
+    for number, ref in _manifest_part_refs(part):
+        first = duplicates.get(ref.id) if ref.problem is None else None
+        if first is None or first == number:
+            yield ref
+            continue
+        yield dataclasses.replace(
+            ref,
+            inline=None,
+            problem=(
+                "duplicate_id",
+                f"id {ref.id!r} is already used by row {first} of the manifest; the first "
+                "row of an id wins",
+            ),
+        )
+
+
+def _manifest_part_refs(part: ManifestPart) -> Iterator[tuple[int, InputRef]]:
+    """(row number, ref) of every row of a part, duplicates not yet marked."""
+    manifest = part.manifest
+    for number, row in read_manifest_rows(manifest, part.row_group, part.first_row):
         if isinstance(row, ManifestRowError):
             uri = f"{absolute(manifest)}#row={number}"
-            yield InputRef(
+            yield number, InputRef(
                 id=id_for_uri(uri), uri=uri, label=None, modality=None,
                 problem=("bad_manifest_row", row.message),
             )  # fmt: skip
-            continue
-        ref = ref_from_manifest_row(row, manifest)
-        if ref.problem is not None:
-            yield ref
-        elif ref.id in first_row_of:
-            yield dataclasses.replace(
-                ref,
-                inline=None,
-                problem=(
-                    "duplicate_id",
-                    f"id {ref.id!r} is already used by row {first_row_of[ref.id]} of the "
-                    "manifest; the first row of an id wins",
-                ),
-            )
         else:
-            first_row_of[ref.id] = number
-            yield ref
+            yield number, ref_from_manifest_row(row, manifest)
+
+
+def duplicate_ids_of_source(source: InputSource) -> dict[str, int]:
+    """The first row of each id a manifest uses more than once (none for a glob: a path
+    is listed once)."""
+    return {} if source.manifest is None else duplicate_ids(source.manifest)
+
+
+def duplicate_ids(manifest: str) -> dict[str, int]:
+    """The first row of each id `manifest` uses more than once, in two passes that hold
+    one 8-byte hash a row, not the ids: hashes seen twice, then the exact ids among the
+    rows with such a hash."""
+    parts = listing_parts(InputSource(manifest=manifest))
+    hashes = np.fromiter(
+        (hash(ref.id) for part in parts for _, ref in _manifest_part_refs(part)),
+        dtype=np.int64,
+    )
+    values, counts = np.unique(hashes, return_counts=True)
+    repeated = set(values[counts > 1].tolist())
+    del hashes, values, counts
+    if not repeated:
+        return {}
+    first_row: dict[str, int] = {}
+    used_again: set[str] = set()
+    for part in parts:
+        for number, ref in _manifest_part_refs(part):
+            if ref.problem is None and hash(ref.id) in repeated:
+                if ref.id in first_row:
+                    used_again.add(ref.id)
+                else:
+                    first_row[ref.id] = number
+    return {row_id: first_row[row_id] for row_id in used_again}
 
 
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
@@ -217,14 +362,17 @@ class ManifestRowError:
     message: str
 
 
-def read_manifest_rows(path: str) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
-    """(row number, row) of a CSV, JSONL or Parquet manifest, streamed in order.
+def read_manifest_rows(
+    path: str, row_group: int | None = None, first_row: int = 1
+) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+    """(row number, row) of a CSV, JSONL or Parquet manifest (or of one row group of a
+    Parquet one, whose first row is number `first_row`), streamed in order.
 
     Row numbers count from 1 over data rows (JSONL: over lines). A row that
     cannot be parsed comes as a ManifestRowError instead of failing the file.
     """
     with open_manifest(path) as handle:
-        yield from _manifest_rows(path, handle)
+        yield from _manifest_rows(path, handle, row_group, first_row)
 
 
 def manifest_columns(path: str) -> list[str]:
@@ -239,12 +387,19 @@ def manifest_columns(path: str) -> list[str]:
     return [] if first is None else first.schema.names
 
 
-def manifest_row_count(path: str) -> int:
-    """Rows of a manifest (each one input), for progress with an ETA."""
+def manifest_row_count(path: str, at_most: int | None = None) -> int | None:
+    """Rows of a manifest (each one input), for progress with an ETA: a Parquet one's
+    from its footer; a CSV or JSONL one's by reading it, up to `at_most` rows (None if it
+    has more)."""
     with open_manifest(path) as handle:
         if manifest_format(path) == "parquet":
             return pq.ParquetFile(handle).metadata.num_rows
-        return sum(1 for _ in _manifest_rows(path, handle))
+        return _count_at_most(_manifest_rows(path, handle), at_most)
+
+
+def _count_at_most(items: Iterator[Any], at_most: int | None) -> int | None:
+    count = sum(1 for _ in itertools.islice(items, None if at_most is None else at_most + 1))
+    return None if at_most is not None and count > at_most else count
 
 
 def open_manifest(path: str) -> BinaryIO:
@@ -266,13 +421,15 @@ def manifest_format(path: str) -> str:
 _BATCH_ROWS = 65536
 
 
-def _manifest_rows(path: str, handle) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
+def _manifest_rows(
+    path: str, handle, row_group: int | None = None, first_row: int = 1
+) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
     if manifest_format(path) in ("jsonl", "json"):
         yield from _jsonl_rows(handle)
         return
-    number = 0
+    number = first_row - 1
     invalid: list[Any] = []
-    for batch in _manifest_batches(path, handle, invalid):
+    for batch in _manifest_batches(path, handle, invalid, row_group):
         for row in batch.to_pylist():
             number += 1
             yield number, row
@@ -306,10 +463,14 @@ def _jsonl_rows(handle) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError
         yield number, row
 
 
-def _manifest_batches(path: str, handle, invalid: list) -> Iterator[pa.RecordBatch]:
-    """Parquet or CSV record batches; CSV rows the parser rejects are appended to `invalid`."""
+def _manifest_batches(
+    path: str, handle, invalid: list, row_group: int | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Parquet (of one row group, if given) or CSV record batches; CSV rows the parser
+    rejects are appended to `invalid`."""
     if manifest_format(path) == "parquet":
-        yield from pq.ParquetFile(handle).iter_batches(batch_size=_BATCH_ROWS)
+        groups = None if row_group is None else [row_group]
+        yield from pq.ParquetFile(handle).iter_batches(batch_size=_BATCH_ROWS, row_groups=groups)
         return
 
     def skip_and_keep(row) -> str:

@@ -1,6 +1,7 @@
 """`embedbeam embed`: inputs -> committed Parquet embeddings with cluster assignments.
 
-    ListInputBatches -> (SkipKnownIds, if resuming) -> (reshuffle, with workers to spread to) -> ReadAndFeaturize
+    ListInputBatches (spread over the workers, if any) -> (SkipKnownIds, if resuming)
+        -> ReadAndFeaturize
         -> EncodeEmbeddings -> AssignClusters -> WriteEmbeddings (staged, committed with
         _SUCCESS and _manifest.json)
         (or, with --recluster: -> Recluster, which stages the assigned shards itself
@@ -34,10 +35,10 @@ from embedbeam.pipeline.jobs.preflight import (
     claimed_output,
     expected_inputs,
     input_source,
+    list_inputs,
     new_run_id,
     progress_spec,
     read_and_featurize,
-    spread,
 )
 from embedbeam.pipeline.jobs.resume import plan_resume
 from embedbeam.pipeline.model.model_dir import (
@@ -55,7 +56,6 @@ from embedbeam.transforms.encode_embeddings import (
     default_max_batch_nnz,
     max_batch_rows,
 )
-from embedbeam.transforms.list_inputs import ListInputBatches
 from embedbeam.transforms.recluster import Recluster
 from embedbeam.transforms.skip_known_ids import SkipKnownIds
 from embedbeam.transforms.table.centroids import read_centroids
@@ -160,7 +160,7 @@ def build_embed_pipeline(
 
     run_id = run_id or new_run_id()
     pipeline = pipeline or beam.Pipeline(options=options)
-    listed = pipeline | "ListInputs" >> ListInputBatches(source, options.max_batch_size)
+    listed = pipeline | "ListInputs" >> list_inputs(source, options.max_batch_size, options)
     # Only a resumed run has ids to skip; a fresh run's batches go straight on.
     to_embed, skipped = (
         listed | "SkipKnownIds" >> SkipKnownIds(resume.keep) if resume.keep else (listed, None)
@@ -168,8 +168,7 @@ def build_embed_pipeline(
     expected = expected_inputs(source)
     # Skipped inputs of a resumed run never reach reading: no total, no ETA.
     progress = progress_spec("embed", None if options.resume else expected, options, run_id)
-    ref_batches = spread(to_embed, options)
-    featurized, featurize_failures = ref_batches | "ReadAndFeaturize" >> read_and_featurize(
+    featurized, featurize_failures = to_embed | "ReadAndFeaturize" >> read_and_featurize(
         options,
         {modality: model.info.featurizer for modality, model in models.items()},
         expected,

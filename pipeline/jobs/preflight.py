@@ -5,6 +5,7 @@ reads and featurizes inputs for both."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import posixpath
 import time
@@ -22,6 +23,7 @@ from embedbeam.transforms.common.progress import ProgressSpec
 from embedbeam.transforms.list_inputs import (
     INLINE_COLUMNS,
     InputSource,
+    ListInputBatches,
     manifest_columns,
     manifest_format,
     manifest_row_count,
@@ -29,12 +31,16 @@ from embedbeam.transforms.list_inputs import (
 from embedbeam.transforms.read_and_featurize import ReadAndFeaturize
 from embedbeam.transforms.sparse.modalities import MODALITIES
 from embedbeam.transforms.table import claim
-from embedbeam.transforms.table.files import match_paths
+from embedbeam.transforms.table.files import iter_paths
 
-# Inputs from which featurizing processes repay their start-up; in smaller jobs the
-# parent waits for the child's start and first batch (measured in bench/README.md,
-# 'Why the code is this way').
-FEATURIZE_PROCESSES_MIN_INPUTS = 50_000
+# The most inputs a modality needs before it featurizes in child processes, which
+# smaller jobs would wait for to start (transforms/sparse/modalities.py).
+FEATURIZE_PROCESSES_MIN_INPUTS = max(
+    spec.featurize_processes_from or 0 for spec in MODALITIES.values()
+)
+# Files of a glob (rows of a CSV or JSONL manifest) the launcher counts at most: enough
+# to choose featurizing processes, few enough that the launch does not grow with the job.
+LAUNCH_COUNT_LIMIT = FEATURIZE_PROCESSES_MIN_INPUTS
 
 
 def input_source(options: JobOptions) -> InputSource:
@@ -112,23 +118,34 @@ def one_worker(options: PipelineOptions) -> bool:
 def default_featurize_processes(
     options: PipelineOptions, modalities: Iterable[str], expected: int | None
 ) -> int:
-    """--featurize-processes when not given: the cores one in-process worker leaves idle,
-    if the job is large enough to repay starting them and all its modalities featurize
-    in processes (transforms/sparse/modalities.py); else 0, a read-ahead thread."""
-    if not one_worker(options) or expected is None or expected < FEATURIZE_PROCESSES_MIN_INPUTS:
+    """--featurize-processes when not given: if all the job's modalities featurize in
+    processes and it is large enough for each to repay starting them
+    (transforms/sparse/modalities.py; `expected` None: more inputs than the launcher
+    counts, expected_inputs), one per core the in-process worker leaves idle, or one per
+    core if every modality asks so; else 0, a read-ahead thread."""
+    specs = [MODALITIES[modality] for modality in modalities]
+    starts = [spec.featurize_processes_from for spec in specs]
+    if not one_worker(options) or not specs or None in starts:
         return 0
-    if not all(MODALITIES[modality].featurizes_in_processes for modality in modalities):
+    if expected is not None and expected < max(starts):
         return 0
-    return len(os.sched_getaffinity(0)) - 1
+    cores = len(os.sched_getaffinity(0))
+    return cores if all(spec.featurize_process_per_core for spec in specs) else cores - 1
 
 
 def expected_inputs(source: InputSource) -> int | None:
-    """Inputs the job will see: files matched, or manifest rows; None for .jsonl files,
-    whose lines are counted only when read."""
+    """Inputs the job will see, where the launcher can count them cheaply: a Parquet
+    manifest's rows (its footer), or the files of a glob or rows of a CSV or JSONL
+    manifest if there are at most LAUNCH_COUNT_LIMIT; None otherwise, and for .jsonl
+    files, whose lines are counted only when read. A job with no count is checked at its
+    commit against its own listing's count (transforms/write_embeddings.py), so that the
+    launch does not grow with the inputs (bench/README.md, 'Listing that scales')."""
     if source.manifest is not None:
-        return manifest_row_count(source.manifest)
-    paths = match_paths(source.pattern)
-    return None if any(path.endswith(".jsonl") for path in paths) else len(paths)
+        return manifest_row_count(source.manifest, at_most=LAUNCH_COUNT_LIMIT)
+    paths = list(itertools.islice(iter_paths(source.pattern), LAUNCH_COUNT_LIMIT + 1))
+    if len(paths) > LAUNCH_COUNT_LIMIT or any(path.endswith(".jsonl") for path in paths):
+        return None
+    return len(paths)
 
 
 def new_run_id() -> str:
@@ -143,6 +160,12 @@ def spread(ref_batches: beam.PCollection, options: PipelineOptions) -> beam.PCol
     if one_worker(options):
         return ref_batches
     return ref_batches | "SpreadInputBatches" >> beam.Reshuffle()
+
+
+def list_inputs(source: InputSource, batch_size: int, options: PipelineOptions) -> ListInputBatches:
+    """The listing stage: its parts, then its batches, spread over the workers (when there
+    are workers to spread to, as in `spread`), .jsonl files expanded after that."""
+    return ListInputBatches(source, batch_size, spread=not one_worker(options))
 
 
 def read_and_featurize(

@@ -7,7 +7,7 @@ import logging
 import os
 import posixpath
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -43,21 +43,44 @@ def match_paths(pattern: str) -> list[str]:
     cannot recurse) and a directory that cannot be listed is skipped, with a
     warning in the log.
     """
-    if pattern.endswith(("/", "\\")):
-        pattern += "*"
-    prefix = _BEFORE_WILDCARD.match(pattern).group(0)
-    if "://" in pattern or prefix == pattern:
-        return [metadata.path for metadata in FileSystems.match([pattern])[0].metadata_list]
-    root = posixpath.dirname(prefix)
-    if not os.path.exists(root):
-        return []
-    matches = re.compile(FileSystem.translate_pattern(pattern)).match
-    return [
-        path
-        for directory, _, names in os.walk(root, onerror=_warn_unlisted)
-        for path in (os.path.join(directory, name) for name in names)
-        if matches(path)
-    ]
+    return list(iter_paths(pattern))
+
+
+def iter_paths(pattern: str) -> Iterator[str]:
+    """match_paths one path at a time: a local walk stops where the caller stops."""
+    root = wildcard_root(pattern)
+    if root is None:
+        matched = FileSystems.match([_with_wildcard(pattern)])[0].metadata_list
+        yield from (metadata.path for metadata in matched)
+    else:
+        yield from paths_under(pattern, root)
+
+
+def wildcard_root(pattern: str) -> str | None:
+    """The local folder a wildcard `pattern` is walked from (the one before its first
+    wildcard); None for a pattern with a scheme or without wildcards (FileSystems)."""
+    prefix = _BEFORE_WILDCARD.match(_with_wildcard(pattern)).group(0)
+    if "://" in pattern or prefix == _with_wildcard(pattern):
+        return None
+    return posixpath.dirname(prefix)
+
+
+def paths_under(pattern: str, directory: str, recursive: bool = True) -> Iterator[str]:
+    """The paths under local `directory` (only those directly in it unless `recursive`)
+    that the wildcard `pattern` matches, as match_paths finds them."""
+    if not os.path.exists(directory):
+        return
+    matches = re.compile(FileSystem.translate_pattern(_with_wildcard(pattern))).match
+    for folder, folders, names in os.walk(directory, onerror=_warn_unlisted):
+        if not recursive:
+            folders.clear()
+        yield from (
+            path for path in (os.path.join(folder, name) for name in names) if matches(path)
+        )
+
+
+def _with_wildcard(pattern: str) -> str:
+    return pattern + "*" if pattern.endswith(("/", "\\")) else pattern
 
 
 def _warn_unlisted(error: OSError) -> None:
