@@ -11,6 +11,9 @@
 - ids: this machine's Debian package index (apt-cache dumpavail), ten largest
   sections; a package is the list of packages it depends on; train on 80%,
   embed the other 20%.
+- joint: one model over 3,000 MNIST digits, espeak-ng voices in five languages
+  and digit words in four (examples/joint_digits.py); embeds held-out digits,
+  voices, the real speakers and the words of all five languages into one table.
 
 Each embed prints where its table is with a short summary (rows, dead
 letters, clusters, 5-NN accuracy, wall time, items/s).
@@ -76,6 +79,45 @@ def main(argv: list[str] | None = None) -> int:
     if status == 0:
         train_manifest, test_manifest = materialize_packages(args.workdir / "debian_packages")
         status = train_and_embed(args.workdir, "ids", train_manifest, test_manifest, "--manifest")
+    if status == 0:
+        status = train_and_embed_joint(args.workdir)
+    return status
+
+
+def train_and_embed_joint(workdir: pathlib.Path) -> int:
+    """One model over digits seen, heard and written (examples/joint_digits.py): trains
+    at workdir/models/joint, embeds the held-out tree into workdir/out/joint, prints the
+    cross-modal matrix (nearest row of another modality has the query's label)."""
+    from embedbeam.pipeline.queries.cross_modal import (
+        cross_modal_matrix,
+        format_matrix,
+        one_space,
+        purity_over_all,
+    )
+    from examples.joint_digits import write_joint_digits
+
+    root = workdir / "joint_digits"
+    if not (root / _DONE).exists():
+        started = time.time()
+        write_joint_digits(root)
+        (root / _DONE).touch()
+        print(f"wrote digits seen, heard and written into {root} in {time.time() - started:.0f}s")
+    model_dir, output_dir = workdir / "models" / "joint", workdir / "out" / "joint"
+    print(f"== joint: train on {root}/train/**, embed {root}/test/**")
+    status = cli.main(
+        ["train", "--modality", "joint", "--char-ngrams", "2:4", "--input", f"{root}/train/**",
+         "--output", str(model_dir), "--overwrite"]
+    )  # fmt: skip
+    if status == 0:
+        status = cli.main(
+            ["embed", "--model", str(model_dir), "--input", f"{root}/test/**",
+             "--output", str(output_dir), "--overwrite"]
+        )  # fmt: skip
+    if status == 0:
+        tables = one_space(str(output_dir))
+        print("label accuracy of the nearest row of another modality:")
+        print(format_matrix(cross_modal_matrix(tables)))
+        print(f"cluster purity over all modalities: {purity_over_all(tables):.3f}")
     return status
 
 

@@ -60,9 +60,10 @@ def test_tensorboard_serves_the_vectors_labels_and_sprite(logdir, digits_table):
     [embedding] = config["embeddings"]
     assert embedding["tensorName"] == "image" and embedding["sprite"]["singleImageDim"] == [28, 28]
     vectors = np.frombuffer(tensor.data, np.float32).reshape(300, -1)
-    assert metadata[0].split("\t") == ["label", "cluster_id", "id", "uri"]
+    assert metadata[0].split("\t") == ["label", "modality", "cluster_id", "id", "uri"]
     rows = [line.split("\t") for line in metadata[1:]]
-    assert [row[2] for row in rows] == first_ids  # the smallest ids, in order
+    assert [row[3] for row in rows] == first_ids  # the smallest ids, in order
+    assert {row[1] for row in rows} == {"image"}
     expected = table.embeddings[[table.ids.index(id_) for id_ in first_ids]]
     np.testing.assert_allclose(vectors, expected, rtol=1e-6)
     assert [row[0] for row in rows] == [table.labels[table.ids.index(i)] for i in first_ids]

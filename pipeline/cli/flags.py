@@ -14,7 +14,12 @@ import argparse
 import dataclasses
 from collections.abc import Callable
 
-from embedbeam.pipeline.model.joint import DEFAULT_MODALITIES, JOINT, parse_modalities
+from embedbeam.pipeline.model.joint import (
+    DEFAULT_MODALITIES,
+    JOINT,
+    JOINT_CONTRASTIVE_WEIGHT,
+    parse_modalities,
+)
 from embedbeam.pipeline.queries.neighbours import INDEX_CHOICES, INDEX_MIN_ROWS, METRICS
 from embedbeam.transforms.common.defaults import DEFAULT_SAMPLE_SIZE
 from embedbeam.transforms.sparse.modalities import MODALITIES, SUPPORTED
@@ -158,10 +163,11 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--contrastive-weight",
         type=float,
-        default=0.0,
+        default=None,
         help="Add a supervised-contrastive term with this weight to the softmax loss: rows of "
-        "the same label, of any modality, pulled together within a batch (default 0: softmax "
-        "only; bench/joint_space.md compares the two).",
+        "the same label, of any modality, pulled together within a batch; 0 for softmax only "
+        f"(default: {JOINT_CONTRASTIVE_WEIGHT} for --modality joint, which aligns modalities "
+        "better in bench/joint_space.md; 0 otherwise).",
     )
     parser.add_argument(
         "--embedding-dim",

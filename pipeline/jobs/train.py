@@ -62,7 +62,13 @@ from embedbeam.pipeline.jobs.preflight import (
 )
 from embedbeam.pipeline.model import encoder as encoder_lib
 from embedbeam.pipeline.model import model_dir as model_dir_lib
-from embedbeam.pipeline.model.joint import JOINT, Part, group_weights, lay_out
+from embedbeam.pipeline.model.joint import (
+    JOINT,
+    JOINT_CONTRASTIVE_WEIGHT,
+    Part,
+    group_weights,
+    lay_out,
+)
 from embedbeam.pipeline.model.quality import cluster_purity
 from embedbeam.pipeline.model.training import (
     TrainingData,
@@ -181,6 +187,13 @@ def featurizer_settings(options: TrainOptions, modality: str | None = None) -> d
     as model.json records them."""
     spec = MODALITIES[modality or options.modality]
     return {name: getattr(options, name) for name in spec.recorded_settings}
+
+
+def contrastive_weight(options: TrainOptions) -> float:
+    """--contrastive-weight, else the joint model's default (joint.py), else none."""
+    if options.contrastive_weight is not None:
+        return options.contrastive_weight
+    return JOINT_CONTRASTIVE_WEIGHT if options.modality == JOINT else 0.0
 
 
 def settings_by_modality(options: TrainOptions) -> dict[str, dict[str, Any]]:
@@ -540,7 +553,7 @@ def _fit_and_export(
         data.num_ids,
     )
     config = encoder_lib.TrainingConfig(
-        epochs=options.epochs, seed=options.seed, contrastive_weight=options.contrastive_weight
+        epochs=options.epochs, seed=options.seed, contrastive_weight=contrastive_weight(options)
     )
     encoder = fit_at_width(data, dim, config)
 

@@ -18,6 +18,10 @@ import numpy as np
 
 JOINT = "joint"  # `train --modality joint`: the model.json modality of a joint model
 DEFAULT_MODALITIES = ("image", "audio", "text")
+# The supervised-contrastive term's weight in a joint model's loss unless told otherwise:
+# the shared softmax alone leaves a modality's rows of a label beside, not among, another
+# modality's (cross-modal nearest-row accuracy in bench/joint_space.md).
+JOINT_CONTRASTIVE_WEIGHT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)

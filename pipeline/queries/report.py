@@ -4,7 +4,9 @@ Per modality: rows per cluster, quality (5-NN leave-one-out accuracy and
 cluster purity where rows have labels), an interactive 3-D scatter of the
 embeddings coloured by label (PCA to 3-D where d > 3), and for images the
 nearest neighbours of a few items as thumbnails. Plus the run's counts and
-dead-letter reasons. Plotly's JavaScript and the thumbnails are inlined, so
+dead-letter reasons; for a joint model's table (one space), the cross-modal
+matrix, purity over all modalities and one scatter of every modality, coloured
+by label, each modality its own marker. Plotly's JavaScript and the thumbnails are inlined, so
 the file opens anywhere, offline.
 """
 
@@ -19,6 +21,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from sklearn.decomposition import PCA
 
+from embedbeam.pipeline.queries.cross_modal import cross_modal_matrix, one_space, purity_over_all
 from embedbeam.pipeline.queries.neighbours import nearest
 from embedbeam.pipeline.queries.summary import summarize
 from embedbeam.pipeline.queries.table import (
@@ -47,6 +50,9 @@ def write_report(output_dir: str, report_path: str) -> None:
             continue
         sections.append(_modality_section(table, summary[modality], plotly_js))
         plotly_js = False
+    joint = one_space(output_dir)
+    if joint:
+        sections.append(_one_space_section(joint, plotly_js))
     with open(report_path, "w", encoding="utf-8") as handle:
         handle.write(_PAGE.format(title=html.escape(output_dir), body="\n".join(sections)))
 
@@ -106,6 +112,61 @@ def _modality_section(table: EmbeddingTable, quality: dict, plotly_js: bool | st
         parts += ["<h3>Nearest neighbours</h3>", _neighbour_gallery(table)]
     parts.append("</section>")
     return "\n".join(parts)
+
+
+_MARKERS = ("circle", "diamond", "square", "cross", "x", "circle-open")
+
+
+def _one_space_section(tables: dict[str, EmbeddingTable], plotly_js: bool | str) -> str:
+    """The modalities of one joint model together: how often the nearest row of another
+    modality has the query's label, and one scatter of all of them."""
+    matrix = cross_modal_matrix(tables)
+    names = sorted(tables)
+    rows = [
+        (query, *(f"{matrix[(query, g)]:.3f}" if g != query else "-" for g in names))
+        for query in names
+    ]
+    samples = {name: table.first_by_id(SCATTER_POINTS) for name, table in tables.items()}
+    points, axes = _three_d(np.concatenate([sample.embeddings for sample in samples.values()]))
+    labels = sorted({str(label) for sample in samples.values() for label in sample.labels})
+    figure, start = go.Figure(), 0
+    for marker, (name, sample) in zip(_MARKERS, samples.items(), strict=False):
+        chosen = points[start : start + len(sample)]
+        start += len(sample)
+        sample_labels = np.array([str(label) for label in sample.labels])
+        for colour, label in enumerate(labels):
+            rows_of_label = sample_labels == label
+            figure.add_trace(
+                go.Scatter3d(
+                    x=chosen[rows_of_label, 0], y=chosen[rows_of_label, 1],
+                    z=chosen[rows_of_label, 2], mode="markers", name=f"{label} ({name})",
+                    legendgroup=label, text=np.asarray(sample.uris)[rows_of_label],
+                    marker={"size": 3, "symbol": marker, "color": _COLOURS[colour % 10]},
+                    hoverinfo="text+name",
+                )
+            )  # fmt: skip
+    figure.update_layout(
+        height=640,
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},
+        title="every modality in one space: colour = label, marker = modality",
+        scene={"xaxis_title": axes[0], "yaxis_title": axes[1], "zaxis_title": axes[2]},
+    )
+    return "\n".join(
+        [
+            "<section id='one-space'><h2>One space</h2><div class='row'>",
+            _facts({"cluster purity, all modalities": f"{purity_over_all(tables):.3f}"}, "quality"),
+            "<div><h3>Label accuracy of the nearest row of another modality</h3>",
+            _table(["query \\ gallery", *names], rows, "cross-modal"),
+            "</div></div>",
+            pio.to_html(figure, include_plotlyjs=plotly_js, full_html=False,
+                        div_id="scatter-one-space", config={"responsive": True}),
+            "</section>",
+        ]
+    )  # fmt: skip
+
+
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf")  # fmt: skip
 
 
 def _clusters(table: EmbeddingTable) -> list[tuple]:
