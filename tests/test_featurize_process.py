@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -20,6 +21,7 @@ from embedbeam.transforms.sparse.featurize_processes import (
     FeaturizeProcessError,
     FeaturizeProcesses,
 )
+from embedbeam.transforms.sparse.modalities import MODALITIES
 from embedbeam.transforms.sparse.ref_featurizer import RefFeaturizerSpec
 from tests.conftest import encode
 
@@ -76,6 +78,33 @@ def test_a_child_process_featurizes_a_batch_as_this_process_would(mixed_refs):
     assert [r.positions.tolist() for r in first_four.featurized] == [[0, 3]]
 
 
+def test_two_children_featurize_each_audio_batch_together_as_this_process_would():
+    corpus = pathlib.Path(__file__).parent / "data" / "bad"
+    paths = [*sorted((corpus / "audio").glob("*")), *sorted((corpus / "ok").glob("*.wav"))]
+    refs = [InputRef(path.name, str(path), None, "audio") for path in paths]
+    settings = {"mels": 32, "frames": 24, "threshold_db": -60.0, "max_seconds": 10.0}
+    spec = RefFeaturizerSpec({"audio": settings}, {}, 1 << 20)
+    here = spec.build()(refs)
+    processes = FeaturizeProcesses(spec, 2)
+    try:
+        there = processes.submit(refs)()  # its first half in one child, the rest in the other
+    finally:
+        processes.close()
+
+    assert there.read == here.read == len(refs)
+    assert there.dead_letters == here.dead_letters
+    (rows,) = there.featurized
+    assert (
+        rows.positions.tolist()
+        == here.featurized[0].positions.tolist()
+        == [2, 3, 4, 5, 6, 7, 8, 12]
+    )
+    for name in ("ids", "weights", "row_splits"):
+        np.testing.assert_array_equal(
+            getattr(rows.rows, name), getattr(here.featurized[0].rows, name)
+        )
+
+
 def test_a_featurizing_process_that_fails_raises_its_error_here():
     processes = FeaturizeProcesses(RefFeaturizerSpec({"smell": {}}, {"smell": "-"}, 4096), 1)
     try:
@@ -120,15 +149,20 @@ def test_a_featurizing_process_starts_without_beam_or_tensorflow():
     assert heavy.strip() == "[]"
 
 
-def test_by_default_only_a_large_image_job_run_in_this_process_featurizes_in_processes():
-    in_process, many = PipelineOptions([]), FEATURIZE_PROCESSES_MIN_INPUTS
-    spare_cores = len(os.sched_getaffinity(0)) - 1
+def test_by_default_large_image_and_audio_jobs_run_in_this_process_featurize_in_processes():
+    in_process, cores = PipelineOptions([]), len(os.sched_getaffinity(0))
+    many = MODALITIES["image"].featurize_processes_from
+    clips = MODALITIES["audio"].featurize_processes_from
 
-    assert default_featurize_processes(in_process, ["image"], many) == spare_cores
+    assert many == FEATURIZE_PROCESSES_MIN_INPUTS > clips
+    assert default_featurize_processes(in_process, ["image"], many) == cores - 1
     assert default_featurize_processes(in_process, ["image"], many - 1) == 0
-    assert default_featurize_processes(in_process, ["image"], None) == 0  # .jsonl: not counted
     assert default_featurize_processes(in_process, ["image", "text"], many) == 0
-    assert default_featurize_processes(in_process, ["audio"], many) == 0
+    # Audio's featurizing is nearly all of its job: a child on every core.
+    assert default_featurize_processes(in_process, ["audio"], clips) == cores
+    assert default_featurize_processes(in_process, ["audio"], clips - 1) == 0
+    assert default_featurize_processes(in_process, ["image", "audio"], many) == cores - 1
+    assert default_featurize_processes(in_process, ["image", "audio"], many - 1) == 0
     for runner_with_workers in (
         ["--direct_running_mode=multi_processing", "--direct_num_workers=2"],
         ["--direct_num_workers=2"],

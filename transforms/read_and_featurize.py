@@ -54,9 +54,9 @@ class ReadAndFeaturize(beam.PTransform[beam.PCollection[list[InputRef]], Featuri
     vocabulary turns tokens into ids, as `embed` does; a vocabulary modality
     without one yields tokens, which is what `train` hands to TFT.
 
-    With `processes` >= 1, batches are read and featurized that many at a time
-    in child processes (transforms/sparse/featurize_processes.py), each on a
-    core of its own; with 0, one batch ahead on a second thread, which overlaps
+    With `processes` >= 1, each batch is read and featurized in that many child
+    processes (transforms/sparse/featurize_processes.py), a part on each, each on
+    a core of its own; with 0, one batch ahead on a second thread, which overlaps
     what reading and decoding do outside the GIL with what the model does.
     Outputs keep the order of their batches.
     """
@@ -121,6 +121,7 @@ class _ReadAndFeaturizeBatchFn(beam.DoFn):
         else:
             featurize = self._spec.build()
             reader = ThreadPoolExecutor(1, thread_name_prefix="embedbeam-read-ahead")
+            reader.submit(featurize.warm_up)  # while the model loads
             self._submit = lambda refs: reader.submit(featurize, refs).result
             self._close = lambda: reader.shutdown(cancel_futures=True)
 

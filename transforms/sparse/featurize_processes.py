@@ -44,10 +44,12 @@ _ONE_THREAD_EACH = {
 
 
 class FeaturizeProcesses:
-    """`count` child processes featurizing batches of refs, taking turns.
+    """`count` child processes featurizing batches of refs together.
 
-    `submit` hands a batch to the next child and returns the call that waits
-    for its result; call those in the order of submission.
+    `submit` hands each child a consecutive part of a batch, so one batch keeps
+    every child busy and none waits for the last one's batch at the end of a job,
+    and returns the call that waits for the batch's result; call those in the
+    order of submission.
     """
 
     def __init__(self, spec: RefFeaturizerSpec, count: int) -> None:
@@ -59,10 +61,15 @@ class FeaturizeProcesses:
         self._stop = weakref.finalize(self, _stop_all, self._children)
 
     def submit(self, refs: Sequence[InputRef]) -> Callable[[], FeaturizedRefs]:
-        child = self._children[self._submitted % len(self._children)]
-        self._submitted += 1
-        child.send(list(refs))
-        return child.receive
+        part_size = -(-len(refs) // len(self._children))
+        offsets = range(0, max(len(refs), 1), max(part_size, 1))
+        receives = []
+        for offset in offsets:
+            child = self._children[self._submitted % len(self._children)]
+            self._submitted += 1
+            child.send(list(refs[offset : offset + part_size]))
+            receives.append(child.receive)
+        return lambda: FeaturizedRefs.merge([receive() for receive in receives], offsets)
 
     def close(self) -> None:
         self._stop()
@@ -155,9 +162,11 @@ def _stop_all(children: list[_Child]) -> None:
 
 
 def _serve(requests: Connection, results: Connection) -> None:
-    """The child's loop: the spec first, then batches of refs until the pipe closes."""
+    """The child's loop: the spec first (then warming up while the parent starts the
+    job), then batches of refs until the pipe closes."""
     try:
         featurize = requests.recv().build()
+        featurize.warm_up()
     except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
         results.send(_Failure.of(error))
         return

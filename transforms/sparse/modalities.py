@@ -29,6 +29,7 @@ from embedbeam.transforms.sparse.audio import (
     DEFAULT_THRESHOLD_DB,
     audio_vocabulary_size,
     featurize_audio,
+    warm_up_audio,
 )
 from embedbeam.transforms.sparse.ids import id_tokens
 from embedbeam.transforms.sparse.image import (
@@ -67,11 +68,18 @@ class Modality:
     vocabulary_settings: tuple[str, ...] = ()
     # The same featurizer over a batch at once (numpy over the batch), where there is one.
     featurize_batch: Callable[..., BatchResult] | None = None
-    # Featurizing in child processes pays for their start-up: for images, whose
-    # decoding is Python holding the GIL and whose child starts quickly. Not for audio
-    # (librosa is slow to start and its work leaves the GIL already), nor for
-    # vocabularies (a child would load TensorFlow for TFT). Measured in bench/README.md.
-    featurizes_in_processes: bool = False
+    # Jobs of at least this many inputs featurize in child processes (None: never), which
+    # then repay their start-up: for images, whose decoding is Python holding the GIL
+    # and whose child starts quickly, and for audio, whose featurizing is most of a
+    # job's work. Not for vocabularies (a child would load TensorFlow for TFT).
+    # Measured in bench/README.md ('Why the code is this way').
+    featurize_processes_from: int | None = None
+    # One child per core, not per core the model's process leaves idle: where
+    # featurizing is nearly all the work (audio), that process mostly waits.
+    featurize_process_per_core: bool = False
+    # Run once in a featurizing process before its first batch, to pay the featurizer's
+    # imports (librosa) while the job starts.
+    warm_up: Callable[[], None] | None = None
     # What a user may set of `settings` and `vocabulary_settings`, in that order: the
     # name, type, default and meaning of each, from which `embedbeam train` makes its
     # flags (pipeline/cli/flags.py). Modalities that share a setting share its flag.
@@ -100,7 +108,7 @@ MODALITIES: Mapping[str, Modality] = {
         ("grid", "threshold"),
         lambda settings: image_vocabulary_size(settings["grid"]),
         featurize_batch=featurize_images,
-        featurizes_in_processes=True,
+        featurize_processes_from=50_000,
         flags=(
             Setting(
                 "grid",
@@ -121,6 +129,9 @@ MODALITIES: Mapping[str, Modality] = {
         ("mels", "frames", "threshold_db", "max_seconds", "max_windows"),
         lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
         reads_prefix=True,
+        featurize_processes_from=2_000,
+        featurize_process_per_core=True,
+        warm_up=warm_up_audio,
         flags=(
             Setting("mels", int, DEFAULT_MELS, "mel bands of the spectrogram grid."),
             Setting(
