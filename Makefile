@@ -12,13 +12,14 @@ STAMP := $(VENV)/.installed
 # Debian packages the demo and tests use for real audio and text: espeak-ng speaks the
 # digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses;
 # chromium opens `embedbeam report` pages in the tests, as a person's browser would.
-SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base chromium
+# fluidsynth renders the demo's music with the FluidR3 GM soundfont (fluid-soundfont-gm).
+SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base chromium fluidsynth fluid-soundfont-gm
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast lint bench clean system-packages
 
 system-packages:
-	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ] || [ ! -x /usr/bin/chromium ]; then \
+	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ] || [ ! -x /usr/bin/chromium ] || ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi

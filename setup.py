@@ -34,6 +34,7 @@ setup(
         "matplotlib>=3.8,<4",  # `tune-dim`'s plot
         "faiss-cpu>=1.9,<2",  # `similar`'s index for large tables
         "num2words>=0.5.13,<0.6",  # the demo's digit words (examples/digit_words.py)
+        "mido>=1.3,<2",  # the demo's music as MIDI, for fluidsynth (examples/music_phrases.py)
     ],
     extras_require={
         "test": [
