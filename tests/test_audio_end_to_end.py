@@ -41,13 +41,18 @@ def audio_run(tmp_path_factory, audio_model, spoken_digit_folders) -> pathlib.Pa
 def test_audio_model_records_its_grid(audio_model):
     info = read_model_info(str(audio_model))
 
-    assert (info.modality, info.vocabulary_size, info.embedding_dim) == ("audio", 768, 5)
+    # 20 bands x 16 slices, two ids a cell (louder and quieter than the band's mean)
+    assert (info.modality, info.vocabulary_size, info.embedding_dim) == ("audio", 640, 5)
     assert info.featurizer == {
-        "mels": 32,
-        "frames": 24,
+        "mels": 20,
+        "frames": 16,
         "threshold_db": -60.0,
         "max_seconds": 10.0,
         "max_windows": 24,
+        "fmin": 100.0,
+        "fmax": 3800.0,
+        "loudness_slices_db": 40.0,
+        "cells": "band_deviations",
     }
     assert sorted(info.labels) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -10,9 +10,12 @@ import numpy as np
 import pytest
 
 from embedbeam.transforms.sparse import InvalidInput
-from embedbeam.transforms.sparse.audio import featurize_audio, pool_time
+from embedbeam.transforms.sparse.audio import featurize_audio, pool_loudness, pool_time
+from embedbeam.transforms.sparse.modalities import MODALITIES, vocabulary_size
 
 FREEDESKTOP_SOUNDS = pathlib.Path("/usr/share/sounds/freedesktop/stereo")
+# What `embedbeam train` records for a new speech model (the flags' defaults).
+SPEECH = {setting.name: setting.default for setting in MODALITIES["audio"].flags}
 
 
 def _wav(samples: np.ndarray, rate: int = 16000) -> bytes:
@@ -117,3 +120,92 @@ def test_flac_ogg_and_mp3_of_the_same_speech_give_nearly_the_same_cells(spoken_s
     cells = set(featurize_audio(encoded.getvalue()).ids)
 
     assert len(cells & reference) / len(cells | reference) > 0.7
+
+
+def _samples(data: bytes) -> tuple[np.ndarray, int]:
+    with wave.open(io.BytesIO(data)) as original:  # espeak-ng writes 16-bit PCM
+        rate = original.getframerate()
+        return np.frombuffer(original.readframes(original.getnframes()), dtype="<i2"), rate
+
+
+def _jaccard(a, b) -> float:
+    return len(set(a.ids) & set(b.ids)) / len(set(a.ids) | set(b.ids))
+
+
+def test_speech_cells_are_each_bands_deviation_from_its_mean_two_ids_a_cell(spoken_seven):
+    features = featurize_audio(spoken_seven, **SPEECH)
+
+    assert vocabulary_size("audio", SPEECH) == 20 * 16 * 2
+    assert features.ids.max() < 20 * 16 * 2
+    cells = features.ids // 2
+    assert len(np.unique(cells)) == len(cells)  # a cell is louder or quieter, not both
+    assert {0, 1} == set(features.ids % 2)
+    assert 0 < features.weights.min() and features.weights.max() <= 1.0
+
+
+def test_speech_cells_are_the_same_ids_20_db_quieter(spoken_seven):
+    import soundfile
+
+    samples, rate = _samples(spoken_seven)
+    quieter = io.BytesIO()  # float samples, so that only the level changes, not the rounding
+    soundfile.write(quieter, samples / 32768 * 0.1, rate, format="WAV", subtype="FLOAT")
+
+    loud = featurize_audio(spoken_seven, **SPEECH)
+    quiet = featurize_audio(quieter.getvalue(), **SPEECH)
+
+    assert np.array_equal(loud.ids, quiet.ids)
+    np.testing.assert_allclose(loud.weights, quiet.weights, atol=0.02)
+
+
+def test_speech_cells_of_a_telephone_line_are_nearly_those_of_the_clip(spoken_seven, tmp_path):
+    import shutil
+    import subprocess
+
+    wide, phoned = tmp_path / "wide.wav", tmp_path / "phoned.wav"
+    wide.write_bytes(spoken_seven)
+    subprocess.run(
+        [shutil.which("sox"), "-R", "-D", str(wide), "-r", "8000", "-e", "gsm-full-rate",
+         str(phoned.with_suffix(".gsm")), "sinc", "300-3400"],
+        check=True,
+    )  # fmt: skip
+    subprocess.run([shutil.which("sox"), str(phoned.with_suffix(".gsm")), str(phoned)], check=True)
+    old_grid = {"mels": 32, "frames": 24, "loudness_slices_db": 0.0, "fmax": 8000.0, "fmin": 0.0}
+
+    speech = _jaccard(
+        featurize_audio(spoken_seven, **SPEECH), featurize_audio(phoned.read_bytes(), **SPEECH)
+    )
+    peak = _jaccard(
+        featurize_audio(spoken_seven, **old_grid), featurize_audio(phoned.read_bytes(), **old_grid)
+    )
+
+    assert speech > 0.7
+    assert speech > peak  # the earlier grid (all 8 kHz, peak cells) loses its upper bands
+
+
+def test_a_quiet_tail_takes_few_slices_when_slices_share_the_loudness():
+    grid = np.full((1, 10), -70.0)
+    grid[0, :2] = [0.0, -10.0]  # two loud columns, then eight near the floor
+
+    by_loudness = pool_loudness(grid, 4, range_db=40)
+    by_duration = pool_time(grid, 4)
+
+    assert by_loudness[0].min() > -15  # the two loud columns fill all four slices
+    assert by_duration[0, 1:].max() < -60  # equal durations leave it one
+
+
+def test_the_earlier_grid_is_still_there_as_settings(spoken_seven):
+    earlier = {**SPEECH, "mels": 32, "frames": 24, "fmin": 0.0, "fmax": 8000.0}
+    earlier.update(loudness_slices_db=0.0, cells="peak")
+
+    settings, defaults = (
+        featurize_audio(spoken_seven, **earlier),
+        featurize_audio(spoken_seven, mels=32, frames=24),
+    )
+    assert np.array_equal(settings.ids, defaults.ids)
+    assert np.array_equal(settings.weights, defaults.weights)
+    assert vocabulary_size("audio", earlier) == 32 * 24
+
+
+def test_cells_must_name_a_kind_of_cells(spoken_seven):
+    with pytest.raises(ValueError, match="band_deviations"):
+        featurize_audio(spoken_seven, cells="loud")

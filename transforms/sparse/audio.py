@@ -1,12 +1,16 @@
-"""Audio -> the loud cells of a small log-mel grid.
+"""Audio -> the cells of a small log-mel grid.
 
 libsndfile (soundfile) decodes any format it reads (wav in any of its encodings,
 flac, ogg/oga, mp3), mixed to mono and resampled to 16 kHz by soxr (librosa's
 `load` does exactly this). Leading and trailing silence is trimmed, a log-mel
-spectrogram (`mels` bands) is pooled onto `frames` equal time slices, so a fast
-and a slow speaker fill the same grid, and re-referenced to the clip's loudest
-cell (0 dB). Cells louder than `threshold_db` are the active features: id =
-band * frames + slice, weight = loudness mapped from (threshold_db, 0] onto (0, 1].
+spectrogram (`mels` bands from `fmin` to `fmax`) is pooled onto `frames` time
+slices, so a fast and a slow speaker fill the same grid: slices of equal
+duration, or (`loudness_slices_db`) of equal shares of the loudness, so that a
+held vowel or a noisy tail does not take half the grid. Loudness is relative to
+the clip's loudest cell. The features are either each cell's deviation from its
+band's mean (`band_deviations`: the level and the channel, a telephone line or a
+microphone, fall out), or the cells louder than `threshold_db` (`peak`). See
+`grid_features` for the ids and weights, bench/audio_voices.md for the choice.
 
 A clip of at most `max_seconds` is one grid. A longer one (a song) is cut into
 windows of `max_seconds`: end to end, slightly overlapping so they cover the
@@ -32,18 +36,36 @@ import numpy as np
 from embedbeam.transforms.sparse.features import InvalidInput, SparseFeatures
 
 SAMPLE_RATE = 16_000
-DEFAULT_MELS = 32
-DEFAULT_FRAMES = 24
+# What `embedbeam train` uses, chosen in bench/audio_voices.md. The keyword defaults of
+# fmin, fmax, loudness_slices_db and cells are the grid from before those settings,
+# which a model.json without them was trained on.
+DEFAULT_MELS = 20
+DEFAULT_FRAMES = 16
 DEFAULT_THRESHOLD_DB = -60.0
+DEFAULT_FMIN = 100.0  # the telephone band: a wideband clip and an 8 kHz call fill the same bands
+DEFAULT_FMAX = 3800.0
+DEFAULT_LOUDNESS_SLICES_DB = 40.0
+CELLS = ("peak", "band_deviations")
+DEFAULT_CELLS = "band_deviations"
 DEFAULT_MAX_SECONDS = 10.0
 DEFAULT_MAX_WINDOWS = 24
 _SILENCE_TOP_DB = 30.0
 _MIN_PEAK = 1e-4
+_MIN_DEVIATION = 0.02  # band deviations (in standard deviations) this small are left out
+_FULL_DEVIATION = 3.0  # and this large or larger weigh 1
 
 
-def audio_vocabulary_size(mels: int, frames: int) -> int:
-    """Number of possible feature ids: one per cell of the mel x time grid."""
-    return mels * frames
+def audio_vocabulary_size(mels: int, frames: int, cells: str = "peak") -> int:
+    """Number of possible feature ids: one per cell of the mel x time grid for `peak`
+    cells, two for `band_deviations` (louder and quieter than the band's mean)."""
+    return mels * frames * (1 if cells == "peak" else 2)
+
+
+def audio_cells(value: str) -> str:
+    """`value` if it names a kind of cells (CELLS), else ValueError."""
+    if value not in CELLS:
+        raise ValueError(f"cells must be one of {', '.join(CELLS)}, not {value!r}")
+    return value
 
 
 def featurize_audio(
@@ -53,6 +75,10 @@ def featurize_audio(
     threshold_db: float = DEFAULT_THRESHOLD_DB,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     max_windows: int = DEFAULT_MAX_WINDOWS,
+    fmin: float = 0.0,
+    fmax: float = SAMPLE_RATE / 2,
+    loudness_slices_db: float = 0.0,
+    cells: str = "peak",
 ) -> SparseFeatures:
     """Decodes `data` and returns the loud cells of its pooled log-mel grid (of the
     mean of its windows' grids, for a clip longer than `max_seconds`).
@@ -65,7 +91,11 @@ def featurize_audio(
         if samples.size == 0:
             continue
         try:
-            grids.append(grid_features(samples, mels, frames, threshold_db))
+            grids.append(
+                grid_features(
+                    samples, mels, frames, threshold_db, fmin, fmax, loudness_slices_db, cells
+                )
+            )
         except InvalidInput as error:
             if error.reason != "silent_audio":
                 raise
@@ -76,9 +106,25 @@ def featurize_audio(
 
 
 def grid_features(
-    samples: np.ndarray, mels: int, frames: int, threshold_db: float
+    samples: np.ndarray,
+    mels: int,
+    frames: int,
+    threshold_db: float,
+    fmin: float = 0.0,
+    fmax: float = SAMPLE_RATE / 2,
+    loudness_slices_db: float = 0.0,
+    cells: str = "peak",
 ) -> SparseFeatures:
-    """The loud cells of the pooled log-mel grid of 16 kHz mono `samples`.
+    """The pooled log-mel grid (`mels` bands from `fmin` to `fmax` Hz, `frames` slices)
+    of 16 kHz mono `samples`, as sparse features.
+
+    Loudness is in dB relative to the clip's loudest cell, floored at `threshold_db`.
+    Slices hold equal shares of the loudness above `loudness_slices_db` under the
+    loudest moment (0: equal durations), so a held vowel or a noisy tail takes few
+    slices. `band_deviations` cells are each cell's deviation from its band's mean over
+    the clip (which removes the channel and the level), in the clip's standard
+    deviations: id = 2 * (band * frames + slice), + 1 where quieter than the mean.
+    `peak` cells are those louder than `threshold_db`, their loudness the weight.
 
     Raises InvalidInput with reason `silent_audio`.
     """
@@ -88,12 +134,38 @@ def grid_features(
         raise InvalidInput("silent_audio", "every sample is silent")
     voiced, _ = librosa.effects.trim(samples, top_db=_SILENCE_TOP_DB)
     power = librosa.feature.melspectrogram(
-        y=voiced, sr=SAMPLE_RATE, n_mels=mels, n_fft=512, hop_length=160
+        y=voiced, sr=SAMPLE_RATE, n_mels=mels, n_fft=512, hop_length=160, fmin=fmin, fmax=fmax
     )
-    loudness = pool_time(librosa.power_to_db(power, ref=np.max), frames)
-    loudness -= loudness.max()
+    decibels = librosa.power_to_db(power, ref=np.max)
+    if audio_cells(cells) == "band_deviations":
+        decibels = np.maximum(decibels, threshold_db)
+    if loudness_slices_db > 0:
+        loudness = pool_loudness(decibels, frames, loudness_slices_db)
+    else:
+        loudness = pool_time(decibels, frames)
+    if cells == "peak":
+        return peak_features(loudness, threshold_db)
+    return band_deviations(loudness)
+
+
+def peak_features(loudness: np.ndarray, threshold_db: float) -> SparseFeatures:
+    """The cells louder than `threshold_db` relative to the loudest, loudness mapped
+    from (threshold_db, 0] onto weights (0, 1]."""
+    loudness = loudness - loudness.max()
     ids = np.flatnonzero(loudness > threshold_db)
     weights = 1.0 - loudness.ravel()[ids] / threshold_db
+    return SparseFeatures(ids=ids.astype(np.int64), weights=weights.astype(np.float32))
+
+
+def band_deviations(loudness: np.ndarray) -> SparseFeatures:
+    """Each cell's deviation from its band's mean, in standard deviations of the grid's
+    deviations; louder and quieter than the mean are two ids, weight |deviation| / 3
+    (at most 1), so the first layer sees the signed value."""
+    deviations = loudness - loudness.mean(axis=1, keepdims=True)
+    scaled = (deviations / max(float(deviations.std()), 1e-6)).ravel()
+    cells = np.flatnonzero(np.abs(scaled) > _MIN_DEVIATION)
+    ids = 2 * cells + (scaled[cells] < 0)
+    weights = np.minimum(np.abs(scaled[cells]) / _FULL_DEVIATION, 1.0)
     return SparseFeatures(ids=ids.astype(np.int64), weights=weights.astype(np.float32))
 
 
@@ -104,6 +176,23 @@ def pool_time(grid: np.ndarray, frames: int) -> np.ndarray:
     sums = np.add.reduceat(grid, starts, axis=1)
     counts = np.maximum(np.diff(np.append(starts, columns)), 1)
     return sums / counts
+
+
+def pool_loudness(grid: np.ndarray, frames: int, range_db: float) -> np.ndarray:
+    """Averages the columns of the dB `grid` into `frames` slices of equal shares of
+    loudness: a column's share is how far its loudest band is above `range_db` under
+    the grid's loudest, and each column goes to the slice its share's middle falls in,
+    weighted by its share. A slice no column falls in repeats its nearest neighbour."""
+    column_peaks = grid.max(axis=0)
+    shares = np.maximum(column_peaks - (column_peaks.max() - range_db), 0.0) + 1e-3
+    middles = (np.cumsum(shares) - shares / 2) / shares.sum()
+    slices = np.minimum((middles * frames).astype(np.int64), frames - 1)
+    sums = np.zeros((frames, grid.shape[0]))
+    np.add.at(sums, slices, (grid * shares).T)
+    counts = np.bincount(slices, weights=shares, minlength=frames)
+    filled = np.flatnonzero(counts > 0)
+    nearest = filled[np.abs(np.arange(frames)[:, None] - filled[None, :]).argmin(axis=1)]
+    return (sums[nearest] / counts[nearest, None]).T
 
 
 def warm_up_audio() -> None:

@@ -22,11 +22,16 @@ from embedbeam.transforms.sparse import (
     featurize_each,
 )
 from embedbeam.transforms.sparse.audio import (
+    DEFAULT_CELLS,
+    DEFAULT_FMAX,
+    DEFAULT_FMIN,
     DEFAULT_FRAMES,
+    DEFAULT_LOUDNESS_SLICES_DB,
     DEFAULT_MAX_SECONDS,
     DEFAULT_MAX_WINDOWS,
     DEFAULT_MELS,
     DEFAULT_THRESHOLD_DB,
+    audio_cells,
     audio_vocabulary_size,
     featurize_audio,
     warm_up_audio,
@@ -126,8 +131,20 @@ MODALITIES: Mapping[str, Modality] = {
     ),
     "audio": Modality(
         featurize_audio,
-        ("mels", "frames", "threshold_db", "max_seconds", "max_windows"),
-        lambda settings: audio_vocabulary_size(settings["mels"], settings["frames"]),
+        (
+            "mels",
+            "frames",
+            "threshold_db",
+            "max_seconds",
+            "max_windows",
+            "fmin",
+            "fmax",
+            "loudness_slices_db",
+            "cells",
+        ),
+        lambda settings: audio_vocabulary_size(
+            settings["mels"], settings["frames"], settings.get("cells", "peak")
+        ),
         reads_prefix=True,
         featurize_processes_from=2_000,
         featurize_process_per_core=True,
@@ -138,13 +155,14 @@ MODALITIES: Mapping[str, Modality] = {
                 "frames",
                 int,
                 DEFAULT_FRAMES,
-                "equal time slices the (silence-trimmed) clip is pooled onto.",
+                "time slices the (silence-trimmed) clip is pooled onto.",
             ),
             Setting(
                 "threshold_db",
                 float,
                 DEFAULT_THRESHOLD_DB,
-                "cells louder than this many dB relative to the clip's peak are active.",
+                "cells quieter than this many dB relative to the clip's loudest count as "
+                "this quiet (peak cells: are left out).",
             ),
             Setting(
                 "max_seconds",
@@ -159,6 +177,23 @@ MODALITIES: Mapping[str, Modality] = {
                 DEFAULT_MAX_WINDOWS,
                 "a long clip is at most this many windows, spread evenly from its start to "
                 "its end.",
+            ),
+            Setting("fmin", float, DEFAULT_FMIN, "lowest frequency of the mel bands, in Hz."),
+            Setting("fmax", float, DEFAULT_FMAX, "highest frequency of the mel bands, in Hz."),
+            Setting(
+                "loudness_slices_db",
+                float,
+                DEFAULT_LOUDNESS_SLICES_DB,
+                "slices hold equal shares of the loudness above this many dB under the "
+                "loudest moment, so quiet tails take few (0: equal durations).",
+            ),
+            Setting(
+                "cells",
+                str,
+                DEFAULT_CELLS,
+                "band_deviations: each cell's deviation from its band's mean (level and "
+                "channel removed); peak: the cells louder than --threshold-db.",
+                parse=audio_cells,
             ),
         ),
     ),
