@@ -16,6 +16,9 @@ import pathlib
 import shutil
 import subprocess
 
+import numpy as np
+
+from embedbeam.pipeline.model.quality import knn_accuracy
 from examples.spoken_digits import WORDS
 
 _SOUNDS = pathlib.Path("/usr/share/asterisk/sounds")
@@ -64,3 +67,33 @@ def write_real_digits(
             )  # fmt: skip
             paths.append(path)
     return paths
+
+
+def language_of(uri: str) -> str | None:
+    """The language of a clip named as these examples name them: a real speaker's, or
+    an espeak-ng voice's (`<accent>+<variant>-...`); None for any other name."""
+    stem = pathlib.PurePosixPath(uri).stem.split("~")[0]
+    for speaker in SPEAKERS:
+        if stem == speaker.name:
+            return speaker.language
+    accent = stem.split("+")[0]
+    return accent.split("-")[0] if "+" in stem else None
+
+
+def real_speaker_accuracy(
+    uris: list[str], labels: np.ndarray, embeddings: np.ndarray
+) -> dict[str, float]:
+    """Per real speaker among `uris`: the share of its clips whose nearest espeak-ng clip
+    in the speaker's language (the other rows of that language) carries its digit."""
+    stems = np.array([pathlib.PurePosixPath(uri).stem for uri in uris])
+    languages = np.array([language_of(uri) for uri in uris])
+    synthetic = ~np.isin(stems, [speaker.name for speaker in SPEAKERS])
+    accuracy = {}
+    for speaker in SPEAKERS:
+        queries = stems == speaker.name
+        gallery = synthetic & (languages == speaker.language)
+        if queries.any() and gallery.any():
+            accuracy[speaker.name] = knn_accuracy(
+                embeddings[gallery], labels[gallery], embeddings[queries], labels[queries], k=1
+            )
+    return accuracy

@@ -1,0 +1,125 @@
+"""Which speech grid recognises digits read by real people: three grids, one speaker out.
+
+Training data: espeak-ng voices in English, German, French, Spanish and Italian
+(examples/spoken_digits.py), one seeded augmented copy of each clip
+(examples/audio_augment.py), and the three real speakers of Debian's Asterisk
+prompts (examples/real_speakers.py) with 30 augmented copies of each clip. Each
+fold trains without one real speaker (or without all three: espeak-ng only) and
+embeds that speaker's ten clips beside espeak-ng voices never heard in training.
+Reported per fold: for each held-out speaker, the share of its clips whose
+nearest held-out espeak-ng clip in the speaker's language carries its digit
+(1-NN), and 5-NN accuracy (leave-one-out) among the held-out espeak-ng clips.
+
+    python -m bench.audio_voices [--workdir bench/work/voices]
+
+Writes bench/results/audio_voices.json; bench/audio_voices.md quotes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import pathlib
+import time
+
+import numpy as np
+import pyarrow.dataset as ds
+
+from bench import record
+from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.quality import leave_one_out_knn_accuracy
+from embedbeam.transforms.table.layout import vectors
+from examples.audio_augment import write_augmented
+from examples.real_speakers import SPEAKERS, real_speaker_accuracy, write_real_digits
+from examples.spoken_digits import write_voice_split
+
+TRAIN_VOICES, TEST_VOICES = 24, 8  # per language
+ESPEAK_COPIES, REAL_COPIES = 1, 30
+GRIDS = {
+    "earlier: 32 x 24 peak cells, 0-8 kHz, equal durations": [
+        "--mels", "32", "--frames", "24", "--cells", "peak", "--fmin", "0", "--fmax", "8000",
+        "--loudness-slices-db", "0",
+    ],
+    "32 x 24 peak cells, 100-3800 Hz, equal durations": [
+        "--mels", "32", "--frames", "24", "--cells", "peak", "--loudness-slices-db", "0",
+    ],
+    "20 x 16 band deviations, 100-3800 Hz, equal loudness (default)": [],
+}  # fmt: skip
+FOLDS = [speaker.name for speaker in SPEAKERS] + ["all three"]
+
+
+def materialize(root: pathlib.Path) -> None:
+    if (root / ".complete").exists():
+        return
+    write_voice_split(root / "espeak", root / "test", TRAIN_VOICES, TEST_VOICES)
+    write_augmented(
+        sorted((root / "espeak").glob("*/*.wav")), root / "espeak_augmented", ESPEAK_COPIES
+    )
+    real = write_real_digits(root / "real")
+    write_augmented(real, root / "real_augmented", REAL_COPIES)
+    (root / ".complete").touch()
+
+
+def write_manifest(path: pathlib.Path, clips: list[pathlib.Path]) -> str:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["uri", "label"])
+        writer.writerows([str(clip.resolve()), clip.parent.name] for clip in clips)
+    return str(path)
+
+
+def measure_fold(root: pathlib.Path, run: pathlib.Path, held_out: str, flags: list[str]) -> dict:
+    """Trains without `held_out` (a speaker, or all three), embeds the test clips."""
+    kept = [
+        clip
+        for clip in sorted((root / "real").glob("*/*.wav"))
+        + sorted((root / "real_augmented").glob("*/*.wav"))
+        if held_out != "all three" and clip.stem.split("~")[0] != held_out
+    ]
+    espeak = sorted((root / "espeak").glob("*/*.wav"))
+    espeak += sorted((root / "espeak_augmented").glob("*/*.wav"))
+    test = sorted((root / "test").glob("*/*.wav")) + [
+        clip
+        for clip in sorted((root / "real").glob("*/*.wav"))
+        if held_out in (clip.stem, "all three")
+    ]
+    run.mkdir(parents=True, exist_ok=True)
+    train = write_manifest(run / "train.csv", espeak + kept)
+    model, out = run / "model", run / "out"
+    train_flags = ["--modality", "audio", "--manifest", train, "--output", str(model)]
+    assert cli.main(["train", *train_flags, "--overwrite", *flags]) == 0
+    embed_flags = ["--model", str(model), "--manifest", write_manifest(run / "test.csv", test)]
+    assert cli.main(["embed", *embed_flags, "--output", str(out), "--overwrite"]) == 0
+    table = ds.dataset(out / "embeddings", partitioning="hive").to_table()
+    uris, labels = table.column("uri").to_pylist(), np.asarray(table.column("label").to_pylist())
+    embeddings = vectors(table.column("embedding"))
+    synthetic = np.array(["+" in pathlib.PurePosixPath(uri).stem for uri in uris])
+    return {
+        "held_out": held_out,
+        "real_speaker_1nn": real_speaker_accuracy(uris, labels, embeddings),
+        "espeak_unheard_knn5": leave_one_out_knn_accuracy(embeddings[synthetic], labels[synthetic]),
+        "train_clips": len(espeak) + len(kept),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work/voices"))
+    parser.add_argument("--embedding-dim", default="16", help="passed to train (auto or N)")
+    args = parser.parse_args()
+    root = args.workdir / "clips"
+    materialize(root)
+    results = {"date": time.strftime("%Y-%m-%d"), "embedding_dim": args.embedding_dim, "runs": []}
+    for index, (grid, flags) in enumerate(GRIDS.items()):
+        for held_out in FOLDS:
+            run = args.workdir / f"grid{index}-{held_out.replace(' ', '_')}"
+            fold = measure_fold(
+                root, run, held_out, [*flags, "--embedding-dim", args.embedding_dim]
+            )
+            results["runs"].append({"grid": grid, **fold})
+            print(grid, fold, flush=True)
+    record("audio_voices", results)
+
+
+if __name__ == "__main__":
+    main()
