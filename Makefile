@@ -13,13 +13,15 @@ STAMP := $(VENV)/.installed
 # digits, sound-theme-freedesktop ships recorded .oga sounds, wordnet-base the glosses;
 # chromium opens `embedbeam report` pages in the tests, as a person's browser would.
 # fluidsynth renders the demo's music with the FluidR3 GM soundfont (fluid-soundfont-gm).
-SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base chromium fluidsynth fluid-soundfont-gm
+# sox augments the demo's speech and converts the three real speakers' Asterisk prompts.
+SYSTEM_PACKAGES := espeak-ng sound-theme-freedesktop wordnet-base chromium fluidsynth fluid-soundfont-gm \
+	sox libsox-fmt-all asterisk-prompt-fr-armelle asterisk-prompt-it-menardi-wav asterisk-prompt-es-co
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-fast lint bench clean system-packages
 
 system-packages:
-	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ] || [ ! -x /usr/bin/chromium ] || ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+	@if ! command -v espeak-ng >/dev/null || [ ! -d /usr/share/sounds/freedesktop ] || [ ! -f /usr/share/wordnet/data.noun ] || [ ! -x /usr/bin/chromium ] || ! command -v fluidsynth >/dev/null || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ] || ! command -v sox >/dev/null || [ ! -d /usr/share/asterisk/sounds/fr/digits ] || [ ! -d /usr/share/asterisk/sounds/it_IT_f_Menardi/digits ] || [ ! -f /usr/share/asterisk/sounds/es/digits/0.gsm ]; then \
 		$(SUDO) apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(SYSTEM_PACKAGES); \
 	fi
