@@ -113,3 +113,21 @@ def test_gain_speed_shift_noise_and_reverb_do_what_they_say(spoken_seven_16k):
     assert snr == pytest.approx(10, abs=0.5)
     assert echoing.size == clip.size and not np.allclose(echoing, clip, atol=1e-3)
     assert augment(clip, Recipe(), rng).tobytes() == clip.astype(np.float32).tobytes()
+
+
+def test_a_real_speaker_is_matched_only_against_synthetic_voices_of_their_language():
+    from examples.real_speakers import language_of, real_speaker_accuracy
+
+    uris = [
+        "test/seven/fr-armelle.wav",  # query at 0.0
+        "test/seven/fr-fr+m1-s120-p30.wav",  # French gallery, far from the query
+        "test/one/fr-be+f3-s150-p50.wav",  # French gallery, nearest: a wrong digit
+        "test/seven/it+m1-s120-p30.wav",  # Italian: nearer still, but not French
+    ]
+    labels = np.array(["seven", "seven", "one", "seven"])
+    embeddings = np.array([[0.0], [5.0], [1.0], [0.1]])
+
+    assert [language_of(uri) for uri in uris] == ["fr", "fr", "fr", "it"]
+    assert real_speaker_accuracy(uris, labels, embeddings) == {"fr-armelle": 0.0}
+    embeddings[1] = 0.5  # now the nearest French clip says seven
+    assert real_speaker_accuracy(uris, labels, embeddings) == {"fr-armelle": 1.0}
