@@ -18,6 +18,9 @@
 - joint: one model over 3,000 MNIST digits, espeak-ng voices in five languages
   and digit words in four (examples/joint_digits.py); embeds held-out digits,
   voices, the real speakers and the words of all five languages into one table.
+- music: notes and phrases of 48 General MIDI programs of eight families, rendered
+  by fluidsynth (examples/music_phrases.py); trains at models/music, embeds
+  phrases and root pitches never trained on.
 
 Each embed prints where its table is with a short summary (rows, dead
 letters, clusters, 5-NN accuracy, wall time, items/s).
@@ -29,6 +32,7 @@ import argparse
 import pathlib
 import sys
 import time
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -36,6 +40,7 @@ from embedbeam.pipeline import cli
 from examples.audio_augment import write_augmented
 from examples.debian_packages import dumpavail, parse_packages, top_sections, write_manifest
 from examples.digits import mnist_split, write_image_folder
+from examples.music_phrases import TRAIN_FLAGS, music_splits, write_music
 from examples.real_speakers import real_speaker_accuracy, write_real_digits
 from examples.spoken_digits import write_voice_split
 from examples.wordnet_glosses import write_documents
@@ -87,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
     if status == 0:
         train_manifest, test_manifest = materialize_packages(args.workdir / "debian_packages")
         status = train_and_embed(args.workdir, "ids", train_manifest, test_manifest, "--manifest")
+    if status == 0:
+        music = materialize_music(args.workdir / "music")
+        status = train_and_embed(
+            args.workdir, "audio", f"{music}/train/*/*.wav", f"{music}/test/*/*.wav",
+            name="music", train_flags=TRAIN_FLAGS,
+        )  # fmt: skip
     if status == 0:
         status = train_and_embed_joint(args.workdir)
     return status
@@ -154,6 +165,22 @@ def materialize_glosses(root: pathlib.Path) -> pathlib.Path:
     return root
 
 
+def materialize_music(root: pathlib.Path) -> pathlib.Path:
+    """Clips of 48 GM programs to train on, and held-out phrases and pitches, written once."""
+    marker = root / _DONE
+    if not marker.exists():
+        splits = music_splits(seed=0)
+        started = time.time()
+        write_music(root / "train", splits.train)
+        write_music(root / "test", splits.held_out_phrases)
+        marker.touch()
+        print(
+            f"rendered {len(splits.train) + len(splits.held_out_phrases)} music clips with "
+            f"fluidsynth into {root} in {time.time() - started:.0f}s"
+        )
+    return root
+
+
 def materialize_spoken_digits(root: pathlib.Path) -> pathlib.Path:
     """24 training and 8 held-out espeak-ng voices a language saying every digit, the
     training clips with one augmented copy each, and the real speakers with the
@@ -191,14 +218,22 @@ def print_real_speakers(output_dir: pathlib.Path) -> None:
 
 
 def train_and_embed(
-    workdir: pathlib.Path, modality: str, train_inputs: str, test_inputs: str, flag: str = "--input"
+    workdir: pathlib.Path,
+    modality: str,
+    train_inputs: str,
+    test_inputs: str,
+    flag: str = "--input",
+    name: str | None = None,
+    train_flags: Sequence[str] = (),
 ) -> int:
-    """Trains on `train_inputs`, embeds `test_inputs` (globs, or manifests with --manifest)."""
-    model_dir, output_dir = workdir / "models" / modality, workdir / "out" / modality
-    print(f"== {modality}: train on {train_inputs}, embed {test_inputs}")
+    """Trains on `train_inputs`, embeds `test_inputs` (globs, or manifests with --manifest);
+    the model and table are named `name` (the modality's name by default)."""
+    name = name or modality
+    model_dir, output_dir = workdir / "models" / name, workdir / "out" / name
+    print(f"== {name}: train on {train_inputs}, embed {test_inputs}")
     status = cli.main(
         ["train", "--modality", modality, flag, train_inputs, "--output", str(model_dir),
-         "--overwrite"]
+         "--overwrite", *train_flags]
     )  # fmt: skip
     if status != 0:
         return status

@@ -46,6 +46,15 @@ _MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _RELEASE_SECONDS = 0.75  # kept after the last note ends: the instrument's release and reverb
 _GAIN = 0.4  # fluidsynth's default 0.2 leaves a soft note a few hundred 16-bit steps
 _GAP_SECONDS = 0.5  # of silence between clips in one rendering, so no tail reaches the next
+# The audio settings `embedbeam train` learns these families with (bench/music_quality.md):
+# the full band and the loud cells (a timbre is its spectrum's shape, not its deviations),
+# few long slices (a phrase's rhythm is not its instrument), a wider, longer fit, and the
+# supervised-contrastive term, which pulls a family's programs together.
+TRAIN_FLAGS = [
+    "--cells", "peak", "--fmin", "0", "--fmax", "8000", "--loudness-slices-db", "0",
+    "--mels", "64", "--frames", "8", "--threshold-db", "-80",
+    "--embedding-dim", "16", "--epochs", "60", "--contrastive-weight", "0.5",
+]  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
