@@ -20,7 +20,10 @@ interleaved (run 1 of every variant, then run 2, ...), so noise from other
 work on the machine hits all alike; medians of `--repeats` runs.
 
     python -m bench [--sizes 10000 100000] [--repeats 3] [--workdir bench/work]
-        [--modality-set text=MODEL_DIR=GLOB ...] [--name embed_bench]
+        [--audio-sizes 120 5400] [--modality-set text=MODEL_DIR=GLOB ...] [--name embed_bench]
+
+`--audio-sizes` times spoken digits (examples/spoken_digits.py, espeak-ng) with
+an audio model trained once in --workdir, as the demo trains its own.
 
 Writes bench/results/<name>.json; bench/README.md quotes it.
 """
@@ -48,6 +51,13 @@ EMBEDBEAM_FLAGS = {
     ],
 }
 ALL_VARIANTS = ("plain loop", *EMBEDBEAM_FLAGS, "Beam RunInference (stock TF handler)", "Ray Data")
+# Chosen by --variants only: embedbeam featurizing on its read-ahead thread (no child
+# processes), and the loop with numpy's BLAS on one thread (its thread pool spins on a
+# shared machine; librosa's mel filterbank is a matrix product).
+READ_AHEAD_THREAD = "embedbeam read-ahead thread"
+LOOP_ONE_BLAS_THREAD = "plain loop, one BLAS thread"
+EMBEDBEAM_FLAGS[READ_AHEAD_THREAD] = ["--featurize-processes", "0"]
+CHOICES = (*ALL_VARIANTS, READ_AHEAD_THREAD, LOOP_ONE_BLAS_THREAD)
 # Variants that need a dense-input model: images only (a vocabulary modality would
 # densify to tens of thousands of columns, which is not what anyone would run).
 IMAGE_ONLY = ("Beam RunInference (stock TF handler)", "Ray Data")
@@ -68,6 +78,13 @@ def run_child(variant: str, model_dir: str, source: str, output: str) -> dict:
         from bench.embed_images import plain_loop
 
         items, extra = plain_loop(model_dir, source, output), {}
+    elif variant == LOOP_ONE_BLAS_THREAD:
+        from threadpoolctl import threadpool_limits
+
+        from bench.embed_images import plain_loop
+
+        with threadpool_limits(1):
+            items, extra = plain_loop(model_dir, source, output), {}
     elif variant in EMBEDBEAM_FLAGS:
         items, extra = _embedbeam(model_dir, source, output, EMBEDBEAM_FLAGS[variant])
     elif variant == "Ray Data":
@@ -201,6 +218,32 @@ def image_set(workdir: pathlib.Path, size: int) -> str:
     return f"{folder}/*/*.png"
 
 
+def audio_set(workdir: pathlib.Path, size: int) -> str:
+    """A glob of `size` spoken digits (rounded up to a multiple of 10: every voice says
+    every digit), espeak-ng voices seeded apart from the model's training voices."""
+    from examples.spoken_digits import voices, write_spoken_digits
+
+    folder = workdir / f"spoken-{size}"
+    if not (folder / ".complete").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        write_spoken_digits(folder, voices(-(-size // 10), seed=1))
+        (folder / ".complete").write_text(str(size))
+    return f"{folder}/*/*.wav"
+
+
+def _trained_audio_model(workdir: pathlib.Path) -> pathlib.Path:
+    """An audio model trained on the demo's 48 training voices (examples/demo.py)."""
+    from embedbeam.pipeline import cli
+    from examples.demo import materialize_spoken_digits
+
+    model = workdir / "model-audio"
+    if not (model / "model.json").exists():
+        spoken = materialize_spoken_digits(workdir / "spoken_digits")
+        command = ["train", "--modality", "audio", "--input", f"{spoken}/train/*/*.wav"]
+        assert 0 == cli.main([*command, "--output", str(model)])
+    return model
+
+
 def machine() -> dict:
     import psutil
 
@@ -233,13 +276,20 @@ def main(argv: list[str] | None = None) -> None:
         "--image-model", help="A trained MNIST model directory (default: train one in --workdir)."
     )
     parser.add_argument(
+        "--audio-sizes",
+        type=int,
+        nargs="*",
+        default=[],
+        help="Spoken-digit clip counts to time (plain loop and embedbeam), e.g. 120 5400.",
+    )
+    parser.add_argument(
         "--modality-set",
         action="append",
         default=[],
         help="Another input set as NAME=MODEL_DIR=GLOB_OR_MANIFEST (text, audio, ...); "
         "timed with the plain loop and embedbeam.",
     )
-    parser.add_argument("--variants", nargs="*", default=list(ALL_VARIANTS), choices=ALL_VARIANTS)
+    parser.add_argument("--variants", nargs="*", default=list(ALL_VARIANTS), choices=CHOICES)
     parser.add_argument("--name", default="embed_bench", help="Results file: results/NAME.json.")
     parser.add_argument("--results-dir", type=pathlib.Path, default=RESULTS_DIR)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -269,9 +319,16 @@ def main(argv: list[str] | None = None) -> None:
                 "model_only": model_only_limit(model, source, args.repeats),
                 **measure(variants, model, source, args.workdir, args.repeats),
             }
+    others = tuple(v for v in variants if v not in IMAGE_ONLY)
+    if args.audio_sizes:
+        model = str(_trained_audio_model(args.workdir))
+        for size in args.audio_sizes:
+            source = audio_set(args.workdir, size)
+            results["sets"][f"audio-{size}"] = measure(
+                others, model, source, args.workdir, args.repeats
+            )
     for spec in args.modality_set:
         name, model, source = spec.split("=", 2)
-        others = tuple(v for v in variants if v not in IMAGE_ONLY)
         results["sets"][name] = measure(others, model, source, args.workdir, args.repeats)
     record(args.name, results, args.results_dir)
 
