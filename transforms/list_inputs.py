@@ -15,6 +15,7 @@ not the ids. A CSV or JSONL manifest is one part, read in order.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import itertools
@@ -297,8 +298,7 @@ def duplicate_ids(manifest: str) -> dict[str, int]:
     rows with such a hash."""
     parts = listing_parts(InputSource(manifest=manifest))
     hashes = np.fromiter(
-        (hash(ref.id) for part in parts for _, ref in _manifest_part_refs(part)),
-        dtype=np.int64,
+        (hash(row_id) for part in parts for _, row_id in _part_ids(part)), dtype=np.int64
     )
     values, counts = np.unique(hashes, return_counts=True)
     repeated = set(values[counts > 1].tolist())
@@ -308,13 +308,48 @@ def duplicate_ids(manifest: str) -> dict[str, int]:
     first_row: dict[str, int] = {}
     used_again: set[str] = set()
     for part in parts:
-        for number, ref in _manifest_part_refs(part):
-            if ref.problem is None and hash(ref.id) in repeated:
-                if ref.id in first_row:
-                    used_again.add(ref.id)
+        for number, row_id in _part_ids(part):
+            if hash(row_id) in repeated:
+                if row_id in first_row:
+                    used_again.add(row_id)
                 else:
-                    first_row[ref.id] = number
+                    first_row[row_id] = number
     return {row_id: first_row[row_id] for row_id in used_again}
+
+
+def _part_ids(part: ManifestPart) -> Iterator[tuple[int, str]]:
+    """(row number, id) of the rows of a part that have a valid id. A Parquet row group
+    whose `id` column has no nulls (its statistics say so) is read for that column
+    alone: the ids are all this pass needs, and the other columns (inline ids or text)
+    are most of a manifest's bytes."""
+    if part.row_group is None or not _ids_complete(part):
+        yield from _ids_of_refs(part)
+        return
+    with open_manifest(part.manifest) as handle:
+        column = pq.ParquetFile(handle).read_row_group(part.row_group, columns=["id"])["id"]
+    ids: list[tuple[int, str | None]] = []
+    for number, value in enumerate(column.to_pylist(), start=part.first_row):
+        with contextlib.suppress(TypeError):  # a bad id: the row is a dead letter, not an id
+            ids.append((number, _clean_id(value)))
+    if any(row_id is None for _, row_id in ids):  # a blank id: the row's id is its uri's
+        yield from _ids_of_refs(part)
+        return
+    yield from ids
+
+
+def _ids_of_refs(part: ManifestPart) -> Iterator[tuple[int, str]]:
+    return ((number, ref.id) for number, ref in _manifest_part_refs(part) if ref.problem is None)
+
+
+def _ids_complete(part: ManifestPart) -> bool:
+    """Whether the part's row group has an `id` column without nulls, by its statistics."""
+    with open_manifest(part.manifest) as handle:
+        metadata = pq.ParquetFile(handle).metadata
+    paths = [metadata.schema.column(index).path for index in range(metadata.num_columns)]
+    if "id" not in paths:
+        return False
+    statistics = metadata.row_group(part.row_group).column(paths.index("id")).statistics
+    return statistics is not None and statistics.has_null_count and statistics.null_count == 0
 
 
 def ref_from_manifest_row(row: Mapping[str, Any], manifest: str) -> InputRef:
