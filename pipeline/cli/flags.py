@@ -259,8 +259,9 @@ def add_embed_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="Child processes that read and featurize batches beside the model, each on a "
         "core of its own; 0 reads one batch ahead on a thread instead. Default: one fewer "
-        "than this machine's cores for 50,000 images or more, when the job runs in this "
-        "process with one worker (the DirectRunner's default); else 0 (a runner with "
+        "than this machine's cores for 50,000 images or more, one per core for 2,000 audio "
+        "clips or more, when the job runs in this process with one worker (the "
+        "DirectRunner's default); else 0 (a runner with "
         "workers has one per core already; fewer inputs do not repay starting them).",
     )
     parser.add_argument(
