@@ -185,6 +185,13 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     )
     add_featurizer_args(parser)
     parser.add_argument("--epochs", type=positive_int, default=8, help="Training epochs.")
+    parser.add_argument(
+        "--patience",
+        type=positive_int,
+        default=2,
+        help="Stop training when the validation loss has not improved for this many epochs, "
+        "keeping the best epoch's weights (as many as --epochs: never stop early).",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of every random choice.")
 
 

@@ -553,7 +553,10 @@ def _fit_and_export(
         data.num_ids,
     )
     config = encoder_lib.TrainingConfig(
-        epochs=options.epochs, seed=options.seed, contrastive_weight=contrastive_weight(options)
+        epochs=options.epochs,
+        seed=options.seed,
+        patience=options.patience,
+        contrastive_weight=contrastive_weight(options),
     )
     encoder = fit_at_width(data, dim, config)
 

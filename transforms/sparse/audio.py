@@ -9,8 +9,11 @@ duration, or (`loudness_slices_db`) of equal shares of the loudness, so that a
 held vowel or a noisy tail does not take half the grid. Loudness is relative to
 the clip's loudest cell. The features are either each cell's deviation from its
 band's mean (`band_deviations`: the level and the channel, a telephone line or a
-microphone, fall out), or the cells louder than `threshold_db` (`peak`). See
-`grid_features` for the ids and weights, bench/audio_voices.md for the choice.
+microphone, fall out), or the cells louder than `threshold_db` (`peak`), or, with
+no time slices at all, a few statistics of each band over the clip's sounding
+frames (`band_summary`: the long-term spectrum a timbre is made of, whatever the
+melody or the rhythm). See `grid_features` for the ids and weights,
+bench/audio_voices.md and bench/music_quality.md for the choices.
 
 A clip of at most `max_seconds` is one grid. A longer one (a song) is cut into
 windows of `max_seconds`: end to end, slightly overlapping so they cover the
@@ -27,6 +30,7 @@ over that prefix).
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from collections.abc import Iterator
@@ -45,7 +49,7 @@ DEFAULT_THRESHOLD_DB = -60.0
 DEFAULT_FMIN = 100.0  # the telephone band: a wideband clip and an 8 kHz call fill the same bands
 DEFAULT_FMAX = 3800.0
 DEFAULT_LOUDNESS_SLICES_DB = 40.0
-CELLS = ("peak", "band_deviations")
+CELLS = ("peak", "band_deviations", "band_summary")
 DEFAULT_CELLS = "band_deviations"
 DEFAULT_MAX_SECONDS = 10.0
 DEFAULT_MAX_WINDOWS = 24
@@ -53,11 +57,16 @@ _SILENCE_TOP_DB = 30.0
 _MIN_PEAK = 1e-4
 _MIN_DEVIATION = 0.02  # band deviations (in standard deviations) this small are left out
 _FULL_DEVIATION = 3.0  # and this large or larger weigh 1
+# band_summary: each band's mean, maximum and 10th percentile (dB) over the sounding frames
+_BAND_STATS = (np.mean, np.max, functools.partial(np.percentile, q=10))
 
 
 def audio_vocabulary_size(mels: int, frames: int, cells: str = "peak") -> int:
     """Number of possible feature ids: one per cell of the mel x time grid for `peak`
-    cells, two for `band_deviations` (louder and quieter than the band's mean)."""
+    cells, two for `band_deviations` (louder and quieter than the band's mean), one per
+    band and statistic for `band_summary` (which has no time slices)."""
+    if cells == "band_summary":
+        return mels * len(_BAND_STATS)
     return mels * frames * (1 if cells == "peak" else 2)
 
 
@@ -125,6 +134,7 @@ def grid_features(
     the clip (which removes the channel and the level), in the clip's standard
     deviations: id = 2 * (band * frames + slice), + 1 where quieter than the mean.
     `peak` cells are those louder than `threshold_db`, their loudness the weight.
+    `band_summary` ignores `frames` and the slicing: see `band_summary`.
 
     Raises InvalidInput with reason `silent_audio`.
     """
@@ -137,7 +147,9 @@ def grid_features(
         y=voiced, sr=SAMPLE_RATE, n_mels=mels, n_fft=512, hop_length=160, fmin=fmin, fmax=fmax
     )
     decibels = librosa.power_to_db(power, ref=np.max)
-    if audio_cells(cells) == "band_deviations":
+    if audio_cells(cells) == "band_summary":
+        return band_summary(decibels, threshold_db)
+    if cells == "band_deviations":
         decibels = np.maximum(decibels, threshold_db)
     if loudness_slices_db > 0:
         loudness = pool_loudness(decibels, frames, loudness_slices_db)
@@ -167,6 +179,16 @@ def band_deviations(loudness: np.ndarray) -> SparseFeatures:
     ids = 2 * cells + (scaled[cells] < 0)
     weights = np.minimum(np.abs(scaled[cells]) / _FULL_DEVIATION, 1.0)
     return SparseFeatures(ids=ids.astype(np.int64), weights=weights.astype(np.float32))
+
+
+def band_summary(decibels: np.ndarray, threshold_db: float) -> SparseFeatures:
+    """Each band's statistics (_BAND_STATS) over the sounding frames of the dB grid (the
+    frames whose loudest band is within 30 dB of the loudest frame's, so the gaps of a
+    staccato phrase do not count), as the peak features of a bands x statistics grid:
+    id = band * len(_BAND_STATS) + statistic."""
+    sounding = decibels[:, decibels.max(axis=0) > decibels.max() - _SILENCE_TOP_DB]
+    summary = np.stack([statistic(sounding, axis=1) for statistic in _BAND_STATS], axis=1)
+    return peak_features(summary, threshold_db)
 
 
 def pool_time(grid: np.ndarray, frames: int) -> np.ndarray:
