@@ -11,6 +11,7 @@ of its tree (the launcher and any featurizing child) and its CPU seconds, sizes
 interleaved over `--repeats`. (Launch time: bench/launch_time.py.)
 
     python -m bench.million_inputs [--sizes 100000 1000000] [--repeats 1]
+        [--image-model MODEL --image-glob 100000=GLOB --image-glob 1000000=GLOB]
         [--workdir bench/work/million] [--name million_inputs]
 
 Writes bench/results/<name>.json; bench/README.md quotes it.
@@ -77,11 +78,12 @@ def ids_model(workdir: pathlib.Path, packages: pathlib.Path) -> pathlib.Path:
     return model
 
 
-def measured_embed(model: pathlib.Path, manifest: pathlib.Path, out: pathlib.Path) -> dict:
-    """One `embedbeam embed`, its process tree sampled every 50 ms."""
+def measured_embed(model: pathlib.Path, source: list[str], out: pathlib.Path) -> dict:
+    """One `embedbeam embed` of `source` (`--manifest FILE` or `--input GLOB`), its
+    process tree sampled every 50 ms."""
     shutil.rmtree(out, ignore_errors=True)
-    command = [str(BIN / "embedbeam"), "embed", "--model", str(model), "--manifest"]
-    command += [str(manifest), "--output", str(out)]
+    command = [str(BIN / "embedbeam"), "embed", "--model", str(model), *source]
+    command += ["--output", str(out)]
     started = time.monotonic()
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     root = psutil.Process(child.pid)
@@ -124,6 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--image-model", help="An MNIST model, for --image-glob.")
+    parser.add_argument(
+        "--image-glob",
+        action="append",
+        default=[],
+        help="NAME=GLOB of image files to embed too (e.g. 1000000=linked-1000000/*/*.png, "
+        "from bench.launch_time's hard links).",
+    )
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work/million"))
     parser.add_argument("--name", default="million_inputs", help="Results file: results/NAME.json.")
     args = parser.parse_args(argv)
@@ -131,15 +141,21 @@ def main(argv: list[str] | None = None) -> None:
 
     packages = package_manifest(args.workdir)
     model = ids_model(args.workdir, packages)
-    manifests = {size: sized_manifest(packages, size) for size in args.sizes}
+    jobs = {
+        f"manifest-{size}": (model, ["--manifest", str(sized_manifest(packages, size))])
+        for size in args.sizes
+    }
+    for spec in args.image_glob:
+        name, glob = spec.split("=", 1)
+        jobs[f"images-{name}"] = (pathlib.Path(args.image_model), ["--input", glob])
     results = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "machine": machine(), "sizes": {}}
-    runs: dict[int, list[dict]] = {size: [] for size in args.sizes}
+    runs: dict[str, list[dict]] = {name: [] for name in jobs}
     for repeat in range(args.repeats):
-        for size, manifest in manifests.items():
-            runs[size].append(measured_embed(model, manifest, args.workdir / "out"))
-            print(f"run {repeat + 1} {size}: {runs[size][-1]}", file=sys.stderr)
+        for name, (job_model, source) in jobs.items():
+            runs[name].append(measured_embed(job_model, source, args.workdir / "out"))
+            print(f"run {repeat + 1} {name}: {runs[name][-1]}", file=sys.stderr)
     for size, measured in runs.items():
-        results["sizes"][str(size)] = {
+        results["sizes"][size] = {
             "wall_s_median": statistics.median(r["wall_s"] for r in measured),
             "peak_rss_mb_max_process": max(
                 p["peak_rss_mb"] for r in measured for p in r["processes"]

@@ -366,8 +366,8 @@ def test_a_parquet_manifest_is_listed_one_row_group_a_part_with_its_first_row(tm
 
     parts = listing_parts(InputSource(manifest=str(manifest)))
 
-    assert parts == [ManifestPart(str(manifest), 0, 1), ManifestPart(str(manifest), 1, 3),
-                     ManifestPart(str(manifest), 2, 5)]  # fmt: skip
+    assert parts == [ManifestPart(str(manifest), 0, 1, 2), ManifestPart(str(manifest), 1, 3, 2),
+                     ManifestPart(str(manifest), 2, 5, 1)]  # fmt: skip
 
 
 def test_the_first_row_of_an_id_wins_across_row_groups_listed_apart(tmp_path):

@@ -76,12 +76,14 @@ class GlobPart:
 
 @dataclasses.dataclass(frozen=True)
 class ManifestPart:
-    """The rows of one row group of a Parquet manifest (`row_group` None: every row of
-    the manifest, in order); `first_row` is the number of its first row, from 1."""
+    """The `rows` rows of one row group of a Parquet manifest (`row_group` None: every
+    row of the manifest, in order, however many); `first_row` is the number of its first
+    row, from 1."""
 
     manifest: str
     row_group: int | None = None
     first_row: int = 1
+    rows: int | None = None
 
 
 ListingPart = GlobPart | ManifestPart
@@ -135,7 +137,10 @@ def listing_parts(source: InputSource) -> list[ListingPart]:
             metadata = pq.ParquetFile(handle).metadata
         sizes = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
         starts = itertools.accumulate(sizes[:-1], initial=1) if sizes else ()
-        return [ManifestPart(source.manifest, index, first) for index, first in enumerate(starts)]
+        return [
+            ManifestPart(source.manifest, index, first, sizes[index])
+            for index, first in enumerate(starts)
+        ]
     root = wildcard_root(source.pattern)
     if root is None:
         return [GlobPart(source.pattern)]
@@ -273,17 +278,33 @@ def refs_from_manifest_part(
 
 
 def _manifest_part_refs(part: ManifestPart) -> Iterator[tuple[int, InputRef]]:
-    """(row number, ref) of every row of a part, duplicates not yet marked."""
+    """(row number, ref) of every row of a part, duplicates not yet marked.
+
+    A Parquet row group that cannot be read (a corrupt page, a file cut short) does not
+    fail the job: each of its rows not yet read is an input marked
+    `unreadable_row_group`, since the footer says how many rows it holds, so the count
+    of inputs seen still matches the manifest's.
+    """
     manifest = part.manifest
-    for number, row in read_manifest_rows(manifest, part.row_group, part.first_row):
-        if isinstance(row, ManifestRowError):
-            uri = f"{absolute(manifest)}#row={number}"
-            yield number, InputRef(
-                id=id_for_uri(uri), uri=uri, label=None, modality=None,
-                problem=("bad_manifest_row", row.message),
-            )  # fmt: skip
-        else:
-            yield number, ref_from_manifest_row(row, manifest)
+    number = part.first_row - 1
+    try:
+        for number, row in read_manifest_rows(manifest, part.row_group, part.first_row):
+            if isinstance(row, ManifestRowError):
+                yield number, _row_problem(manifest, number, ("bad_manifest_row", row.message))
+            else:
+                yield number, ref_from_manifest_row(row, manifest)
+    except (OSError, pa.ArrowException) as error:
+        if part.rows is None:
+            raise
+        detail = f"row group {part.row_group} cannot be read: {type(error).__name__}: {error}"
+        for unread in range(number + 1, part.first_row + part.rows):
+            yield unread, _row_problem(manifest, unread, ("unreadable_row_group", detail))
+
+
+def _row_problem(manifest: str, number: int, problem: tuple[str, str]) -> InputRef:
+    """Row `number` of `manifest` as an input that only carries why it is a dead letter."""
+    uri = f"{absolute(manifest)}#row={number}"
+    return InputRef(id=id_for_uri(uri), uri=uri, label=None, modality=None, problem=problem)
 
 
 def duplicate_ids_of_source(source: InputSource) -> dict[str, int]:
@@ -325,8 +346,13 @@ def _part_ids(part: ManifestPart) -> Iterator[tuple[int, str]]:
     if part.row_group is None or not _ids_complete(part):
         yield from _ids_of_refs(part)
         return
-    with open_manifest(part.manifest) as handle:
-        column = pq.ParquetFile(handle).read_row_group(part.row_group, columns=["id"])["id"]
+    try:
+        with open_manifest(part.manifest) as handle:
+            file = pq.ParquetFile(handle)
+            column = file.read_row_group(part.row_group, columns=["id"])["id"]
+    except (OSError, pa.ArrowException):  # unreadable: its rows are dead letters, not ids
+        yield from _ids_of_refs(part)
+        return
     ids: list[tuple[int, str | None]] = []
     for number, value in enumerate(column.to_pylist(), start=part.first_row):
         with contextlib.suppress(TypeError):  # a bad id: the row is a dead letter, not an id
@@ -411,8 +437,11 @@ def read_manifest_rows(
 
 
 def manifest_columns(path: str) -> list[str]:
-    """Column names of a manifest (of its first rows); used to fail fast on one without `uri`."""
+    """Column names of a manifest (of its first rows; a Parquet one's from its footer, no
+    row read); used to fail fast on one without `uri`."""
     with open_manifest(path) as handle:
+        if manifest_format(path) == "parquet":
+            return pq.ParquetFile(handle).schema_arrow.names
         if manifest_format(path) in ("jsonl", "json"):
             names: dict[str, None] = {}
             for _, row in itertools.islice(_jsonl_rows(handle), _BATCH_ROWS):

@@ -14,7 +14,8 @@ from embedbeam.transforms.table.layout import vectors
 
 
 def summarize(output_dir: str) -> dict[str, Any]:
-    """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have labels."""
+    """Counts from `_manifest.json`; per modality, 5-NN accuracy and purity where rows have
+    labels, on at most QUALITY_ROWS of them."""
     manifest = read_run_record(output_dir)
     summary = {
         "output": absolute(output_dir),
@@ -35,8 +36,14 @@ def summarize(output_dir: str) -> dict[str, Any]:
     return summary
 
 
+# Labelled rows the quality measures read, at most: the table's first ones, so that the
+# summary after a job of any size reads and holds a bounded part of it.
+QUALITY_ROWS = 20_000
+
+
 def _quality(dataset: ds.Dataset, modality: str) -> dict[str, float]:
-    table = dataset.to_table(
+    table = dataset.head(
+        QUALITY_ROWS,
         columns=["label", "embedding", "cluster_id"],
         filter=(ds.field("modality") == modality) & ds.field("label").is_valid(),
     )
@@ -44,6 +51,7 @@ def _quality(dataset: ds.Dataset, modality: str) -> dict[str, float]:
         return {}
     labels = np.asarray(table.column("label").to_pylist())
     return {
+        "quality_rows": table.num_rows,
         "knn5_accuracy": round(
             leave_one_out_knn_accuracy(vectors(table.column("embedding")), labels), 4
         ),
