@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import pathlib
 import time
 
 import numpy as np
 import pyarrow.dataset as ds
 
-from bench import record
+from bench import RESULTS_DIR, record
 from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.quality import leave_one_out_knn_accuracy
 from embedbeam.transforms.table.layout import vectors
@@ -38,14 +39,21 @@ ESPEAK_COPIES, REAL_COPIES = 1, 30
 GRIDS = {
     "earlier: 32 x 24 peak cells, 0-8 kHz, equal durations": [
         "--mels", "32", "--frames", "24", "--cells", "peak", "--fmin", "0", "--fmax", "8000",
-        "--loudness-slices-db", "0",
+        "--loudness-slices-db", "0", "--trim", "samples",
     ],
     "32 x 24 peak cells, 100-3800 Hz, equal durations": [
         "--mels", "32", "--frames", "24", "--cells", "peak", "--loudness-slices-db", "0",
+        "--trim", "samples",
     ],
-    "20 x 16 band deviations, 100-3800 Hz, equal loudness (default)": [],
+    "20 x 16 band deviations, 100-3800 Hz, equal loudness": ["--trim", "samples"],
+    "32 x 24 peak cells, 100-3800 Hz, equal durations, band trim": [
+        "--mels", "32", "--frames", "24", "--cells", "peak", "--loudness-slices-db", "0",
+        "--trim", "band",
+    ],
+    "20 x 16 band deviations, 100-3800 Hz, equal loudness, band trim": ["--trim", "band"],
 }  # fmt: skip
 FOLDS = [speaker.name for speaker in SPEAKERS] + ["all three"]
+RESULTS = RESULTS_DIR / "audio_voices.json"
 
 
 def materialize(root: pathlib.Path) -> None:
@@ -106,11 +114,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work/voices"))
     parser.add_argument("--embedding-dim", default="16", help="passed to train (auto or N)")
+    parser.add_argument(
+        "--grids",
+        type=int,
+        nargs="+",
+        default=list(range(len(GRIDS))),
+        help="indices into GRIDS to run (default: all); the recorded runs of the others are kept",
+    )
     args = parser.parse_args()
     root = args.workdir / "clips"
     materialize(root)
     results = {"date": time.strftime("%Y-%m-%d"), "embedding_dim": args.embedding_dim, "runs": []}
+    chosen = [grid for index, grid in enumerate(GRIDS) if index in args.grids]
+    if RESULTS.exists():
+        kept = json.loads(RESULTS.read_text())["runs"]
+        results["runs"] = [
+            run for run in kept if run["grid"] in GRIDS and run["grid"] not in chosen
+        ]
     for index, (grid, flags) in enumerate(GRIDS.items()):
+        if grid not in chosen:
+            continue
         for held_out in FOLDS:
             run = args.workdir / f"grid{index}-{held_out.replace(' ', '_')}"
             fold = measure_fold(

@@ -2,7 +2,8 @@
 
 libsndfile (soundfile) decodes any format it reads (wav in any of its encodings,
 flac, ogg/oga, mp3), mixed to mono and resampled to 16 kHz by soxr (librosa's
-`load` does exactly this). Leading and trailing silence is trimmed, a log-mel
+`load` does exactly this). Leading and trailing silence is trimmed (where the
+whole signal is quiet, or, `trim` band, where the grid's band is), a log-mel
 spectrogram (`mels` bands from `fmin` to `fmax`) is pooled onto `frames` time
 slices, so a fast and a slow speaker fill the same grid: slices of equal
 duration, or (`loudness_slices_db`) of equal shares of the loudness, so that a
@@ -54,6 +55,16 @@ DEFAULT_CELLS = "band_deviations"
 DEFAULT_MAX_SECONDS = 10.0
 DEFAULT_MAX_WINDOWS = 24
 _SILENCE_TOP_DB = 30.0
+TRIMS = ("samples", "band")
+DEFAULT_TRIM = "samples"
+# band trim: a frame sounds when its band's power is within _VOICE_TOP_DB of the loudest
+# frame's and _VOICE_OVER_FLOOR_DB above the noise floor (the quietest tenth of the frames),
+# though it never needs to be within less than _VOICE_MIN_TOP_DB of the loudest
+_VOICE_TOP_DB = 35.0
+_VOICE_OVER_FLOOR_DB = 10.0
+_VOICE_MIN_TOP_DB = 20.0
+_MIN_VOICED_FRAMES = 6  # shorter bursts (a thump, a click) are not speech: 60 ms
+_MAX_PAUSE_FRAMES = 10  # shorter gaps (a stop consonant) join their neighbours: 100 ms
 _MIN_PEAK = 1e-4
 _MIN_DEVIATION = 0.02  # band deviations (in standard deviations) this small are left out
 _FULL_DEVIATION = 3.0  # and this large or larger weigh 1
@@ -68,6 +79,13 @@ def audio_vocabulary_size(mels: int, frames: int, cells: str = "peak") -> int:
     if cells == "band_summary":
         return mels * len(_BAND_STATS)
     return mels * frames * (1 if cells == "peak" else 2)
+
+
+def audio_trim(value: str) -> str:
+    """`value` if it names a way of trimming silence (TRIMS), else ValueError."""
+    if value not in TRIMS:
+        raise ValueError(f"trim must be one of {', '.join(TRIMS)}, not {value!r}")
+    return value
 
 
 def audio_cells(value: str) -> str:
@@ -88,6 +106,7 @@ def featurize_audio(
     fmax: float = SAMPLE_RATE / 2,
     loudness_slices_db: float = 0.0,
     cells: str = "peak",
+    trim: str = "samples",
 ) -> SparseFeatures:
     """Decodes `data` and returns the loud cells of its pooled log-mel grid (of the
     mean of its windows' grids, for a clip longer than `max_seconds`).
@@ -102,7 +121,7 @@ def featurize_audio(
         try:
             grids.append(
                 grid_features(
-                    samples, mels, frames, threshold_db, fmin, fmax, loudness_slices_db, cells
+                    samples, mels, frames, threshold_db, fmin, fmax, loudness_slices_db, cells, trim
                 )
             )
         except InvalidInput as error:
@@ -123,10 +142,14 @@ def grid_features(
     fmax: float = SAMPLE_RATE / 2,
     loudness_slices_db: float = 0.0,
     cells: str = "peak",
+    trim: str = "samples",
 ) -> SparseFeatures:
     """The pooled log-mel grid (`mels` bands from `fmin` to `fmax` Hz, `frames` slices)
     of 16 kHz mono `samples`, as sparse features.
 
+    Silence is trimmed from the start and the end: `samples` cuts where the whole
+    signal is 30 dB under its loudest, `band` where the grid's band is (`voiced_columns`:
+    a low thump or a click before or after a word is cut too).
     Loudness is in dB relative to the clip's loudest cell, floored at `threshold_db`.
     Slices hold equal shares of the loudness above `loudness_slices_db` under the
     loudest moment (0: equal durations), so a held vowel or a noisy tail takes few
@@ -142,10 +165,13 @@ def grid_features(
 
     if np.abs(samples).max() < _MIN_PEAK:
         raise InvalidInput("silent_audio", "every sample is silent")
-    voiced, _ = librosa.effects.trim(samples, top_db=_SILENCE_TOP_DB)
+    if audio_trim(trim) == "samples":
+        samples, _ = librosa.effects.trim(samples, top_db=_SILENCE_TOP_DB)
     power = librosa.feature.melspectrogram(
-        y=voiced, sr=SAMPLE_RATE, n_mels=mels, n_fft=512, hop_length=160, fmin=fmin, fmax=fmax
+        y=samples, sr=SAMPLE_RATE, n_mels=mels, n_fft=512, hop_length=160, fmin=fmin, fmax=fmax
     )
+    if trim == "band":
+        power = power[:, voiced_columns(power)]
     decibels = librosa.power_to_db(power, ref=np.max)
     if audio_cells(cells) == "band_summary":
         return band_summary(decibels, threshold_db)
@@ -158,6 +184,27 @@ def grid_features(
     if cells == "peak":
         return peak_features(loudness, threshold_db)
     return band_deviations(loudness)
+
+
+def voiced_columns(power: np.ndarray) -> slice:
+    """The columns of the mel `power` grid from the start of its first run of sound to
+    the end of its last: a column sounds when the band's total power is loud enough (see
+    _VOICE_TOP_DB: a hiss does not sound, a quiet consonant in silence does), runs closer
+    than _MAX_PAUSE_FRAMES are one, and runs shorter than _MIN_VOICED_FRAMES (a thump, a
+    click) do not count. All columns if no run is long enough."""
+    loudness = 10 * np.log10(np.maximum(power.sum(axis=0), 1e-20))
+    loudest, floor = loudness.max(), np.percentile(loudness, 10)
+    threshold = max(
+        loudest - _VOICE_TOP_DB, min(floor + _VOICE_OVER_FLOOR_DB, loudest - _VOICE_MIN_TOP_DB)
+    )
+    sounding = np.flatnonzero(loudness > threshold)
+    breaks = np.flatnonzero(np.diff(sounding) > _MAX_PAUSE_FRAMES)
+    starts = sounding[np.append(0, breaks + 1)]
+    ends = sounding[np.append(breaks, sounding.size - 1)] + 1
+    long_enough = np.flatnonzero(ends - starts >= _MIN_VOICED_FRAMES)
+    if long_enough.size == 0:
+        return slice(None)
+    return slice(int(starts[long_enough[0]]), int(ends[long_enough[-1]]))
 
 
 def peak_features(loudness: np.ndarray, threshold_db: float) -> SparseFeatures:

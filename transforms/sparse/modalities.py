@@ -31,7 +31,9 @@ from embedbeam.transforms.sparse.audio import (
     DEFAULT_MAX_WINDOWS,
     DEFAULT_MELS,
     DEFAULT_THRESHOLD_DB,
+    DEFAULT_TRIM,
     audio_cells,
+    audio_trim,
     audio_vocabulary_size,
     featurize_audio,
     warm_up_audio,
@@ -141,6 +143,7 @@ MODALITIES: Mapping[str, Modality] = {
             "fmax",
             "loudness_slices_db",
             "cells",
+            "trim",
         ),
         lambda settings: audio_vocabulary_size(
             settings["mels"], settings["frames"], settings.get("cells", "peak")
@@ -196,6 +199,14 @@ MODALITIES: Mapping[str, Modality] = {
                 "band_summary: each band's mean, maximum and 10th percentile over the "
                 "sounding frames, without time slices (a timbre, for music).",
                 parse=audio_cells,
+            ),
+            Setting(
+                "trim",
+                str,
+                DEFAULT_TRIM,
+                "band: silence is cut where the grid's band is quiet, and bursts under 60 ms "
+                "(a thump, a click) do not count as sound; samples: where the whole signal is.",
+                parse=audio_trim,
             ),
         ),
     ),
