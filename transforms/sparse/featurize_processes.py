@@ -9,7 +9,10 @@ the launching script first (`embedbeam` -> embedbeam.pipeline.cli.command, hence
 TensorFlow in every child, slow to start and large), and forking a process
 that runs TensorFlow's threads can deadlock. A child here is a Python that
 imports this module and the featurizers, nothing more, so it starts quickly;
-batches and results travel over pipes as multiprocessing Connections.
+batches and results travel over pipes as multiprocessing Connections. The
+first child builds the featurizers and warms them up (librosa's imports, for
+audio), then forks the others, which so start warm and pay those imports once:
+it has no thread yet, and nothing of TensorFlow, when it forks.
 """
 
 from __future__ import annotations
@@ -29,7 +32,11 @@ from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 
 from embedbeam.transforms.common.records import InputRef
-from embedbeam.transforms.sparse.ref_featurizer import FeaturizedRefs, RefFeaturizerSpec
+from embedbeam.transforms.sparse.ref_featurizer import (
+    FeaturizedRefs,
+    RefFeaturizer,
+    RefFeaturizerSpec,
+)
 
 _STOP_TIMEOUT_S = 10
 _PIPE_BYTES = 1 << 20
@@ -55,10 +62,25 @@ class FeaturizeProcesses:
     def __init__(self, spec: RefFeaturizerSpec, count: int) -> None:
         if count < 1:
             raise ValueError(f"need at least one featurizing process, not {count}")
-        self._children = [_Child(spec) for _ in range(count)]
+        pipes = [(_pipe(), _pipe()) for _ in range(count)]
+        theirs = [
+            fd for (requests_in, _), (_, results_out) in pipes for fd in (requests_in, results_out)
+        ]
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD_MAIN, *map(str, theirs)],
+            pass_fds=theirs,
+            env={**os.environ, **_ONE_THREAD_EACH},
+        )
+        for fd in theirs:
+            os.close(fd)
+        self._children = [
+            _Child(process, requests_out, results_in)
+            for (_, requests_out), (results_in, _) in pipes
+        ]
+        self._children[0].send(spec)
         self._submitted = 0
         # Children exit when their pipe closes: on close(), or when this object goes.
-        self._stop = weakref.finalize(self, _stop_all, self._children)
+        self._stop = weakref.finalize(self, _stop_all, self._children, process)
 
     def submit(self, refs: Sequence[InputRef]) -> Callable[[], FeaturizedRefs]:
         part_size = -(-len(refs) // len(self._children))
@@ -99,19 +121,13 @@ class _Failure:
 
 
 class _Child:
-    def __init__(self, spec: RefFeaturizerSpec) -> None:
-        requests_in, requests_out = _pipe()
-        results_in, results_out = _pipe()
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD_MAIN, str(requests_in), str(results_out)],
-            pass_fds=(requests_in, results_out),
-            env={**os.environ, **_ONE_THREAD_EACH},
-        )
-        os.close(requests_in)
-        os.close(results_out)
+    """The parent's end of one child's pipes; `process` is the first child, which the
+    others were forked from (and which waits for them)."""
+
+    def __init__(self, process: subprocess.Popen, requests_out: int, results_in: int) -> None:
+        self._process = process
         self._requests = Connection(requests_out, readable=False)
         self._results = Connection(results_in, writable=False)
-        self.send(spec)
 
     def send(self, request: RefFeaturizerSpec | list[InputRef]) -> None:
         try:
@@ -129,19 +145,19 @@ class _Child:
             raise FeaturizeProcessError(message) from result.error
         return result
 
-    def stop(self) -> None:
+    def close_requests(self) -> None:
         self._requests.close()
-        try:
-            self._process.wait(_STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+
+    def close_results(self) -> None:
         self._results.close()
 
     def _exited(self) -> FeaturizeProcessError:
+        try:  # a forked child can end while the first one lives on
+            code = self._process.wait(_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            return FeaturizeProcessError("a featurizing process forked by the first one exited")
         return FeaturizeProcessError(
-            f"a featurizing process (pid {self._process.pid}) exited with code "
-            f"{self._process.wait()}"
+            f"a featurizing process (pid {self._process.pid}) exited with code {code}"
         )
 
 
@@ -156,20 +172,55 @@ def _pipe() -> tuple[int, int]:
     return read, write
 
 
-def _stop_all(children: list[_Child]) -> None:
+def _stop_all(children: list[_Child], process: subprocess.Popen) -> None:
     for child in children:
-        child.stop()
+        child.close_requests()
+    try:
+        process.wait(_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for child in children:
+        child.close_results()
 
 
-def _serve(requests: Connection, results: Connection) -> None:
-    """The child's loop: the spec first (then warming up while the parent starts the
-    job), then batches of refs until the pipe closes."""
+def _start(pipes: list[tuple[Connection, Connection]]) -> None:
+    """The first child: the spec, the featurizers built and warmed up (while the parent
+    starts the job), a fork for each other pair of pipes, then its own pair served."""
+    requests, results = pipes[0]
     try:
         featurize = requests.recv().build()
         featurize.warm_up()
     except Exception as error:  # noqa: BLE001 - reported to the parent, which raises it
-        results.send(_Failure.of(error))
+        for _, each in pipes:
+            each.send(_Failure.of(error))
         return
+    forks = []
+    for index in range(1, len(pipes)):
+        if (pid := os.fork()) == 0:
+            _close_all_but(pipes, index)
+            try:
+                _serve(featurize, *pipes[index])
+            finally:
+                os._exit(0)
+        forks.append(pid)
+    _close_all_but(pipes, 0)
+    try:
+        _serve(featurize, requests, results)
+    finally:
+        for pid in forks:
+            os.waitpid(pid, 0)
+
+
+def _close_all_but(pipes: list[tuple[Connection, Connection]], kept: int) -> None:
+    for index, (requests, results) in enumerate(pipes):
+        if index != kept:
+            requests.close()
+            results.close()
+
+
+def _serve(featurize: RefFeaturizer, requests: Connection, results: Connection) -> None:
+    """A child's loop: batches of refs until its pipe closes."""
     batches: queue.SimpleQueue[list[InputRef] | None] = queue.SimpleQueue()
     threading.Thread(target=_take_requests, args=(requests, batches), daemon=True).start()
     while (refs := batches.get()) is not None:
@@ -193,7 +244,8 @@ def _take_requests(requests: Connection, batches: queue.SimpleQueue) -> None:
 
 
 def main() -> None:
-    """A child's entry point (_CHILD_MAIN): argv holds its two pipes' descriptors.
+    """The first child's entry point (_CHILD_MAIN): argv holds each child's two pipes'
+    descriptors (requests, results), the first child's first.
 
     A child prints no traceback: what fails in it goes to the parent as a _Failure,
     and a pipe that breaks means the parent is gone (it failed, and says why in one
@@ -201,9 +253,12 @@ def main() -> None:
     """
     logging.basicConfig(format="%(levelname)s featurize process %(process)d: %(message)s")
     try:
-        _serve(
-            Connection(int(sys.argv[1]), writable=False),
-            Connection(int(sys.argv[2]), readable=False),
+        fds = [int(fd) for fd in sys.argv[1:]]
+        _start(
+            [
+                (Connection(requests, writable=False), Connection(results, readable=False))
+                for requests, results in zip(fds[::2], fds[1::2], strict=True)
+            ]
         )
     except (OSError, EOFError):  # BrokenPipeError and the like: the parent is gone
         sys.exit(1)
