@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import pathlib
 import time
@@ -32,10 +33,33 @@ from embedbeam.pipeline.model.quality import leave_one_out_knn_accuracy
 from embedbeam.transforms.table.layout import vectors
 from examples.audio_augment import write_augmented
 from examples.real_speakers import SPEAKERS, real_speaker_accuracy, write_real_digits
-from examples.spoken_digits import write_voice_split
+from examples.spoken_digits import (
+    WIDE_PITCHES,
+    WIDE_SPEEDS,
+    Palette,
+    every_variant,
+    write_voice_split,
+)
 
 TRAIN_VOICES, TEST_VOICES = 24, 8  # per language
-ESPEAK_COPIES, REAL_COPIES = 1, 30
+REAL_COPIES = 30
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The espeak-ng voices (the test voices are drawn from the same palette) and how many
+    augmented copies of each of their clips are trained on."""
+
+    palette: Palette
+    espeak_copies: int
+
+
+DATA = {
+    "12 variants, speeds 120-185, 1 copy": lambda: TrainingData(Palette(), 1),
+    "99 variants, speeds 80-185, pitches 10-90, 3 copies": lambda: TrainingData(
+        Palette(every_variant(), WIDE_SPEEDS, WIDE_PITCHES), 3
+    ),
+}
 GRIDS = {
     "earlier: 32 x 24 peak cells, 0-8 kHz, equal durations": [
         "--mels", "32", "--frames", "24", "--cells", "peak", "--fmin", "0", "--fmax", "8000",
@@ -56,12 +80,14 @@ FOLDS = [speaker.name for speaker in SPEAKERS] + ["all three"]
 RESULTS = RESULTS_DIR / "audio_voices.json"
 
 
-def materialize(root: pathlib.Path) -> None:
+def materialize(root: pathlib.Path, data: TrainingData) -> None:
     if (root / ".complete").exists():
         return
-    write_voice_split(root / "espeak", root / "test", TRAIN_VOICES, TEST_VOICES)
+    write_voice_split(
+        root / "espeak", root / "test", TRAIN_VOICES, TEST_VOICES, palette=data.palette
+    )
     write_augmented(
-        sorted((root / "espeak").glob("*/*.wav")), root / "espeak_augmented", ESPEAK_COPIES
+        sorted((root / "espeak").glob("*/*.wav")), root / "espeak_augmented", data.espeak_copies
     )
     real = write_real_digits(root / "real")
     write_augmented(real, root / "real_augmented", REAL_COPIES)
@@ -121,26 +147,34 @@ def main() -> None:
         default=list(range(len(GRIDS))),
         help="indices into GRIDS to run (default: all); the recorded runs of the others are kept",
     )
+    parser.add_argument(
+        "--data", type=int, default=0, choices=range(len(DATA)), help="index into DATA"
+    )
+    parser.add_argument("--folds", nargs="+", default=FOLDS, choices=FOLDS, help="folds to run")
     args = parser.parse_args()
-    root = args.workdir / "clips"
-    materialize(root)
+    data_name = list(DATA)[args.data]
+    root = args.workdir / ("clips" if args.data == 0 else f"clips-data{args.data}")
+    materialize(root, DATA[data_name]())
     results = {"date": time.strftime("%Y-%m-%d"), "embedding_dim": args.embedding_dim, "runs": []}
-    chosen = [grid for index, grid in enumerate(GRIDS) if index in args.grids]
+    chosen = {
+        (data_name, grid, held_out)
+        for index, grid in enumerate(GRIDS)
+        if index in args.grids
+        for held_out in args.folds
+    }
     if RESULTS.exists():
-        kept = json.loads(RESULTS.read_text())["runs"]
-        results["runs"] = [
-            run for run in kept if run["grid"] in GRIDS and run["grid"] not in chosen
-        ]
+        for run in json.loads(RESULTS.read_text())["runs"]:
+            run = {"data": list(DATA)[0], **run}  # runs from before the data settings
+            if run["grid"] in GRIDS and (run["data"], run["grid"], run["held_out"]) not in chosen:
+                results["runs"].append(run)
     for index, (grid, flags) in enumerate(GRIDS.items()):
-        if grid not in chosen:
-            continue
-        for held_out in FOLDS:
-            run = args.workdir / f"grid{index}-{held_out.replace(' ', '_')}"
+        for held_out in [fold for fold in FOLDS if (data_name, grid, fold) in chosen]:
+            name = f"data{args.data}-grid{index}-{held_out.replace(' ', '_')}"
             fold = measure_fold(
-                root, run, held_out, [*flags, "--embedding-dim", args.embedding_dim]
+                root, args.workdir / name, held_out, [*flags, "--embedding-dim", args.embedding_dim]
             )
-            results["runs"].append({"grid": grid, **fold})
-            print(grid, fold, flush=True)
+            results["runs"].append({"data": data_name, "grid": grid, **fold})
+            print(data_name, grid, fold, flush=True)
     record("audio_voices", results)
 
 

@@ -10,7 +10,18 @@ import soundfile
 
 from examples.audio_augment import RATE, Recipe, augment, write_augmented
 from examples.real_speakers import SPEAKERS, write_real_digits
-from examples.spoken_digits import LANGUAGES, WORDS, speak, voices, voices_per_language
+from examples.spoken_digits import (
+    LANGUAGES,
+    VARIANTS,
+    WIDE_PITCHES,
+    WIDE_SPEEDS,
+    WORDS,
+    Palette,
+    every_variant,
+    speak,
+    voices,
+    voices_per_language,
+)
 
 
 def _digest(path) -> str:
@@ -34,6 +45,21 @@ def test_each_language_has_its_own_voices_and_the_same_seed_picks_the_same():
     assert all(voice.language == language for language in chosen for voice in chosen[language])
     assert chosen == voices_per_language(3, seed=0)
     assert chosen["en"] == voices(3, seed=0)  # the English voices are those of the first demo
+
+
+def test_a_wide_palette_draws_every_variant_and_slower_voices_the_same_for_a_seed(tmp_path):
+    variants = every_variant()
+    wide = Palette(variants, WIDE_SPEEDS, WIDE_PITCHES)
+
+    chosen = voices(200, seed=0, languages=("fr",), palette=wide)
+
+    assert set(VARIANTS) < set(variants)
+    assert not any("whisper" in variant for variant in variants)
+    assert {voice.speed for voice in chosen} == set(WIDE_SPEEDS)
+    assert len({voice.variant for voice in chosen}) > len(VARIANTS)
+    assert chosen == voices(200, seed=0, languages=("fr",), palette=wide)
+    speak("seven", next(voice for voice in chosen if voice.speed == 80), tmp_path / "slow.wav")
+    assert soundfile.info(tmp_path / "slow.wav").duration > 0.3
 
 
 def test_a_voice_says_the_digit_in_its_language_and_files_it_under_the_english_word(tmp_path):
