@@ -75,6 +75,9 @@ GRIDS = {
         "--trim", "band",
     ],
     "20 x 16 band deviations, 100-3800 Hz, equal loudness, band trim": ["--trim", "band"],
+    "20 x 16 and 20 x 4 band deviations, 100-3800 Hz, equal loudness": [
+        "--cells", "band_deviations_two_scales", "--trim", "samples",
+    ],
 }  # fmt: skip
 FOLDS = [speaker.name for speaker in SPEAKERS] + ["all three"]
 RESULTS = RESULTS_DIR / "audio_voices.json"

@@ -50,7 +50,7 @@ DEFAULT_THRESHOLD_DB = -60.0
 DEFAULT_FMIN = 100.0  # the telephone band: a wideband clip and an 8 kHz call fill the same bands
 DEFAULT_FMAX = 3800.0
 DEFAULT_LOUDNESS_SLICES_DB = 40.0
-CELLS = ("peak", "band_deviations", "band_summary")
+CELLS = ("peak", "band_deviations", "band_summary", "band_deviations_two_scales")
 DEFAULT_CELLS = "band_deviations"
 DEFAULT_MAX_SECONDS = 10.0
 DEFAULT_MAX_WINDOWS = 24
@@ -75,10 +75,18 @@ _BAND_STATS = (np.mean, np.max, functools.partial(np.percentile, q=10))
 def audio_vocabulary_size(mels: int, frames: int, cells: str = "peak") -> int:
     """Number of possible feature ids: one per cell of the mel x time grid for `peak`
     cells, two for `band_deviations` (louder and quieter than the band's mean), one per
-    band and statistic for `band_summary` (which has no time slices)."""
+    band and statistic for `band_summary` (which has no time slices); two for each cell of
+    both grids for `band_deviations_two_scales`."""
     if cells == "band_summary":
         return mels * len(_BAND_STATS)
+    if cells == "band_deviations_two_scales":
+        return 2 * mels * (frames + coarse_frames(frames))
     return mels * frames * (1 if cells == "peak" else 2)
+
+
+def coarse_frames(frames: int) -> int:
+    """The slices of the coarse grid beside a `frames`-slice one (band_deviations_two_scales)."""
+    return max(frames // 4, 1)
 
 
 def audio_trim(value: str) -> str:
@@ -158,6 +166,9 @@ def grid_features(
     deviations: id = 2 * (band * frames + slice), + 1 where quieter than the mean.
     `peak` cells are those louder than `threshold_db`, their loudness the weight.
     `band_summary` ignores `frames` and the slicing: see `band_summary`.
+    `band_deviations_two_scales` adds the band deviations of a coarse grid of
+    `coarse_frames(frames)` slices (ids after the fine grid's), which a word spoken with
+    other timing shifts less.
 
     Raises InvalidInput with reason `silent_audio`.
     """
@@ -175,15 +186,25 @@ def grid_features(
     decibels = librosa.power_to_db(power, ref=np.max)
     if audio_cells(cells) == "band_summary":
         return band_summary(decibels, threshold_db)
-    if cells == "band_deviations":
+    if cells != "peak":
         decibels = np.maximum(decibels, threshold_db)
-    if loudness_slices_db > 0:
-        loudness = pool_loudness(decibels, frames, loudness_slices_db)
-    else:
-        loudness = pool_time(decibels, frames)
+    loudness = _pool(decibels, frames, loudness_slices_db)
     if cells == "peak":
         return peak_features(loudness, threshold_db)
-    return band_deviations(loudness)
+    if cells == "band_deviations":
+        return band_deviations(loudness)
+    fine = band_deviations(loudness)
+    coarse = band_deviations(_pool(decibels, coarse_frames(frames), loudness_slices_db))
+    return SparseFeatures(
+        ids=np.concatenate([fine.ids, coarse.ids + 2 * loudness.size]),
+        weights=np.concatenate([fine.weights, coarse.weights]),
+    )
+
+
+def _pool(decibels: np.ndarray, frames: int, loudness_slices_db: float) -> np.ndarray:
+    if loudness_slices_db > 0:
+        return pool_loudness(decibels, frames, loudness_slices_db)
+    return pool_time(decibels, frames)
 
 
 def voiced_columns(power: np.ndarray) -> slice:

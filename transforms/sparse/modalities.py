@@ -195,7 +195,8 @@ MODALITIES: Mapping[str, Modality] = {
                 str,
                 DEFAULT_CELLS,
                 "band_deviations: each cell's deviation from its band's mean (level and "
-                "channel removed); peak: the cells louder than --threshold-db; "
+                "channel removed); band_deviations_two_scales: those and a coarse grid's "
+                "of a quarter the slices; peak: the cells louder than --threshold-db; "
                 "band_summary: each band's mean, maximum and 10th percentile over the "
                 "sounding frames, without time slices (a timbre, for music).",
                 parse=audio_cells,
