@@ -38,7 +38,8 @@ from examples.spoken_digits import (
     WIDE_SPEEDS,
     Palette,
     every_variant,
-    write_voice_split,
+    voices_per_language,
+    write_spoken_digits,
 )
 
 TRAIN_VOICES, TEST_VOICES = 24, 8  # per language
@@ -84,11 +85,19 @@ RESULTS = RESULTS_DIR / "audio_voices.json"
 
 
 def materialize(root: pathlib.Path, data: TrainingData) -> None:
+    """The test voices are those of the default palette whatever `data` trains on, so that
+    every row is measured on the same unheard voices."""
     if (root / ".complete").exists():
         return
-    write_voice_split(
-        root / "espeak", root / "test", TRAIN_VOICES, TEST_VOICES, palette=data.palette
-    )
+    default = voices_per_language(TRAIN_VOICES + TEST_VOICES)
+    drawn = voices_per_language(TRAIN_VOICES + TEST_VOICES, palette=data.palette)
+    for language, chosen in default.items():
+        test = chosen[TRAIN_VOICES:]
+        write_spoken_digits(root / "test", test)
+        write_spoken_digits(
+            root / "espeak",
+            [voice for voice in drawn[language] if voice not in test][:TRAIN_VOICES],
+        )
     write_augmented(
         sorted((root / "espeak").glob("*/*.wav")), root / "espeak_augmented", data.espeak_copies
     )
@@ -165,11 +174,6 @@ def main() -> None:
         if index in args.grids
         for held_out in args.folds
     }
-    if RESULTS.exists():
-        for run in json.loads(RESULTS.read_text())["runs"]:
-            run = {"data": list(DATA)[0], **run}  # runs from before the data settings
-            if run["grid"] in GRIDS and (run["data"], run["grid"], run["held_out"]) not in chosen:
-                results["runs"].append(run)
     for index, (grid, flags) in enumerate(GRIDS.items()):
         for held_out in [fold for fold in FOLDS if (data_name, grid, fold) in chosen]:
             name = f"data{args.data}-grid{index}-{held_out.replace(' ', '_')}"
@@ -178,6 +182,18 @@ def main() -> None:
             )
             results["runs"].append({"data": data_name, "grid": grid, **fold})
             print(data_name, grid, fold, flush=True)
+    if RESULTS.exists():  # read last, so that runs recorded meanwhile are kept too
+        for run in json.loads(RESULTS.read_text())["runs"]:
+            run = {"data": list(DATA)[0], **run}  # runs from before the data settings
+            if run["grid"] in GRIDS and (run["data"], run["grid"], run["held_out"]) not in chosen:
+                results["runs"].append(run)
+    results["runs"].sort(
+        key=lambda run: (
+            list(DATA).index(run["data"]),
+            list(GRIDS).index(run["grid"]),
+            FOLDS.index(run["held_out"]),
+        )
+    )
     record("audio_voices", results)
 
 

@@ -124,17 +124,11 @@ def write_spoken_digits(root: pathlib.Path, speakers: list[Voice]) -> list[pathl
 
 
 def write_voice_split(
-    train: pathlib.Path,
-    test: pathlib.Path,
-    train_voices: int,
-    test_voices: int,
-    seed: int = 0,
-    palette: Palette = Palette(),
+    train: pathlib.Path, test: pathlib.Path, train_voices: int, test_voices: int, seed: int = 0
 ) -> None:
     """Every digit by `train_voices` voices of each language into `train`, and by
     `test_voices` other voices of each language into `test`."""
-    every = voices_per_language(train_voices + test_voices, seed, palette=palette)
-    for chosen in every.values():
+    for chosen in voices_per_language(train_voices + test_voices, seed).values():
         write_spoken_digits(train, chosen[:train_voices])
         write_spoken_digits(test, chosen[train_voices:])
 
