@@ -47,13 +47,14 @@ _RELEASE_SECONDS = 0.75  # kept after the last note ends: the instrument's relea
 _GAIN = 0.4  # fluidsynth's default 0.2 leaves a soft note a few hundred 16-bit steps
 _GAP_SECONDS = 0.5  # of silence between clips in one rendering, so no tail reaches the next
 # The audio settings `embedbeam train` learns these families with (bench/music_quality.md):
-# the full band and the loud cells (a timbre is its spectrum's shape, not its deviations),
-# few long slices (a phrase's rhythm is not its instrument), a wider, longer fit, and the
-# supervised-contrastive term, which pulls a family's programs together.
+# the full band and each band's long-term statistics without time slices (a timbre is its
+# spectrum's shape, not its melody or rhythm), a longer fit that waits out a noisy
+# validation loss, and the supervised-contrastive term, which pulls a family's programs
+# together.
 TRAIN_FLAGS = [
-    "--cells", "peak", "--fmin", "0", "--fmax", "8000", "--loudness-slices-db", "0",
-    "--mels", "64", "--frames", "8", "--threshold-db", "-80",
-    "--embedding-dim", "16", "--epochs", "60", "--contrastive-weight", "0.5",
+    "--cells", "band_summary", "--fmin", "0", "--fmax", "8000", "--mels", "64",
+    "--threshold-db", "-60", "--embedding-dim", "16", "--epochs", "200", "--patience", "20",
+    "--contrastive-weight", "0.5",
 ]  # fmt: skip
 
 

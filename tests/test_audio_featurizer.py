@@ -8,10 +8,12 @@ import wave
 
 import numpy as np
 import pytest
+import soundfile
 
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.audio import featurize_audio, pool_loudness, pool_time
 from embedbeam.transforms.sparse.modalities import MODALITIES, vocabulary_size
+from examples.music_phrases import Clip, Phrase, write_music
 
 FREEDESKTOP_SOUNDS = pathlib.Path("/usr/share/sounds/freedesktop/stereo")
 # What `embedbeam train` records for a new speech model (the flags' defaults).
@@ -209,3 +211,43 @@ def test_the_earlier_grid_is_still_there_as_settings(spoken_seven):
 def test_cells_must_name_a_kind_of_cells(spoken_seven):
     with pytest.raises(ValueError, match="band_deviations"):
         featurize_audio(spoken_seven, cells="loud")
+
+
+# The band-summary grid the music model uses (examples/music_phrases.py TRAIN_FLAGS).
+MUSIC = {"cells": "band_summary", "mels": 64, "threshold_db": -60.0, "fmin": 0.0, "fmax": 8000.0}
+
+
+@pytest.fixture(scope="module")
+def piano_chords(tmp_path_factory) -> list[pathlib.Path]:
+    """One chord on an acoustic grand piano (FluidR3), from C3 and an octave higher."""
+    chord = Phrase("chord", ((0, 0.0, 2.0), (4, 0.0, 2.0), (7, 0.0, 2.0)))
+    clips = [Clip(0, chord, root, velocity=90, bpm=120) for root in (48, 60)]
+    return write_music(tmp_path_factory.mktemp("piano"), clips)
+
+
+def test_band_summary_is_three_statistics_of_each_band_without_time_slices(piano_chords):
+    features = featurize_audio(piano_chords[0].read_bytes(), **MUSIC, frames=8)
+
+    assert vocabulary_size("audio", {**SPEECH, **MUSIC, "frames": 8}) == 64 * 3
+    assert vocabulary_size("audio", {**SPEECH, **MUSIC, "frames": 24}) == 64 * 3
+    assert 0 <= features.ids.min() and features.ids.max() < 64 * 3
+    assert features.weights.min() > 0 and features.weights.max() == pytest.approx(1.0)
+
+
+def test_band_summary_keeps_most_ids_an_octave_higher(piano_chords):
+    low, high = (featurize_audio(path.read_bytes(), **MUSIC) for path in piano_chords)
+
+    # a timbre's long-term spectrum moves little with the pitch it plays
+    assert len(set(low.ids) & set(high.ids)) / len(set(low.ids) | set(high.ids)) > 0.9
+
+
+def test_band_summary_is_the_same_three_times_louder(piano_chords):
+    samples, rate = soundfile.read(piano_chords[0], dtype="float32")
+    louder = io.BytesIO()
+    soundfile.write(louder, 3 * samples, rate, format="WAV", subtype="FLOAT")
+
+    original = featurize_audio(piano_chords[0].read_bytes(), **MUSIC)
+    features = featurize_audio(louder.getvalue(), **MUSIC)
+
+    np.testing.assert_array_equal(features.ids, original.ids)
+    np.testing.assert_allclose(features.weights, original.weights, atol=1e-4)

@@ -34,16 +34,19 @@ def music(tmp_path_factory) -> tuple[pathlib.Path, list[pathlib.Path]]:
     return out, query_paths
 
 
-def test_a_held_out_phrase_finds_its_family_well_above_chance(music, capsys):
+def test_a_held_out_phrase_lists_clips_of_its_family(music, capsys):
     out, queries = music
-    same_family = 0
+    same_family, mostly_same = 0, 0
     for query in queries:
         status = cli.main(["similar", "--embeddings", str(out), "--query", str(query), "-k", "5"])
 
         lines = capsys.readouterr().out.strip().splitlines()
         assert status == 0 and len(lines) == 6  # header + 5 neighbours
         assert all("/table/" in line for line in lines[1:])  # the query itself is not there
-        same_family += sum(line.split()[2] == query.parent.name for line in lines[1:])
-    # By chance a quarter of the neighbours would be of the query's family. At the kept
-    # settings this is still short of most (bench/music_quality.md: 5-NN 0.51 on 8 families).
-    assert same_family >= 0.4 * 5 * len(queries)
+        hits = sum(line.split()[2] == query.parent.name for line in lines[1:])
+        same_family += hits
+        mostly_same += hits >= 3
+    # By chance a quarter of the neighbours would be of the query's family. Training seeds
+    # 0-2 give 0.75-0.80 of them, and 10-11 of the 12 queries a majority of their family.
+    assert same_family >= 0.6 * 5 * len(queries)
+    assert mostly_same >= 0.75 * len(queries)
