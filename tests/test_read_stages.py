@@ -293,8 +293,8 @@ def test_a_csv_row_with_too_many_fields_is_a_dead_letter_not_a_failed_job(image_
 
     assert [(ref.id, ref.problem and ref.problem[0]) for ref in refs] == [
         ("a", None),
+        (id_for_uri(f"{manifest}#row=2"), "bad_manifest_row"),
         ("c", None),
-        (id_for_uri(f"{manifest}#row=3"), "bad_manifest_row"),
     ]
 
 
@@ -421,3 +421,68 @@ def test_listing_spread_over_workers_expands_jsonl_after_the_spread(tmp_path):
             equal_to([[folder, f"docs.jsonl#{line}"] for folder in "xy" for line in (1, 2, 3)]),
         )
         assert_that(batches | beam.Map(len), equal_to([2, 1, 2, 1]), label="batch sizes")
+
+
+def _csv_and_jsonl_manifests(folder) -> dict[str, object]:
+    """The same rows as CSV and JSONL: a header (CSV), a quoted field holding a newline
+    (CSV), blank lines, a row that does not parse, and ids used again further on."""
+    csv_manifest = folder / "m.csv"
+    csv_manifest.write_text(
+        "uri,id,label\n7/a.png,x,first\n"
+        '7/a.png,long,"a label\nspread over two lines, long enough to cross a cut"\n'
+        "\nblank/b.png,y,\n7/a.png,bad,row,extra\nblank/b.png,x,again\n\n7/a.png,z,\n"
+        "blank/b.png,y,last\n"
+    )
+    rows = [{"uri": "7/a.png", "id": "x", "label": "first"},
+            {"uri": "7/a.png", "id": "long", "label": "a label long enough to cross a cut"},
+            {"uri": "blank/b.png", "id": "y"}, {"uri": "blank/b.png", "id": "x"},
+            {"id": "t", "text": "inline"}, {"uri": "7/a.png", "id": "z"},
+            {"uri": "blank/b.png", "id": "y", "label": "last"}]  # fmt: skip
+    lines = [json.dumps(row) for row in rows]
+    jsonl_manifest = folder / "m.jsonl"
+    jsonl_manifest.write_text("\n".join([*lines[:3], "", "{not json", *lines[3:]]) + "\n")
+    return {"csv": csv_manifest, "jsonl": jsonl_manifest}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_text_manifest_cut_in_byte_ranges_lists_what_one_part_lists(
+    image_folder, fmt, monkeypatch
+):
+    manifest = _csv_and_jsonl_manifests(image_folder)[fmt]
+    source = InputSource(manifest=str(manifest))
+    one_part = list(list_refs(source))
+    monkeypatch.setattr("embedbeam.transforms.list_inputs.MANIFEST_PART_BYTES", 30)
+
+    parts = listing_parts(source)
+    refs = list(list_refs(source))
+
+    assert len(parts) > 3
+    starts = [part.byte_range[0] for part in parts]
+    data = manifest.read_bytes()
+    assert all(data[start - 1 : start] == b"\n" for start in starts[1:])  # where rows start
+    assert any(b - a > 30 for a, b in itertools.pairwise(starts))  # past a row across a cut
+    assert refs == one_part
+    assert [(ref.id, ref.problem and ref.problem[0]) for ref in refs if ref.problem] == [
+        (id_for_uri(f"{manifest}#row={4 if fmt == 'csv' else 5}"), "bad_manifest_row"),
+        ("x", "duplicate_id"),
+        ("y", "duplicate_id"),
+    ]
+    assert refs[1].label.startswith("a label")
+
+
+def test_a_csv_manifest_gives_its_header_to_every_part_and_the_spread_listing_agrees(
+    image_folder, monkeypatch
+):
+    manifest = _csv_and_jsonl_manifests(image_folder)["csv"]
+    source = InputSource(manifest=str(manifest))
+    one_part = [(ref.id, ref.label, ref.problem) for ref in list_refs(source)]
+    monkeypatch.setattr("embedbeam.transforms.list_inputs.MANIFEST_PART_BYTES", 30)
+
+    assert {part.header for part in listing_parts(source)} == {("uri", "id", "label")}
+    with TestPipeline() as p:
+        batches = p | ListInputBatches(source, batch_size=2, spread=True)
+
+        assert_that(
+            batches | beam.FlatMap(lambda batch: [(r.id, r.label, r.problem) for r in batch]),
+            equal_to(one_part),
+        )

@@ -10,14 +10,17 @@ folder tree one top-level folder a part, a Parquet manifest one row group a
 part. Manifest ids must be unique (the first row of an id wins), which one part
 cannot see alone: one pass over the manifest's ids finds the ids used more than
 once (`duplicate_ids`, a side input of the parts), keeping one 8-byte hash a row,
-not the ids. A CSV or JSONL manifest is one part, read in order.
+not the ids. A CSV or JSONL manifest is cut into byte ranges at row starts
+(MANIFEST_PART_BYTES a part): one scan of its rows finds where they start and
+what number each has, so a part's rows are numbered, and dead-lettered, as the
+whole file's are; a CSV header is read once, with the plan, and given to every part.
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
-import io
 import itertools
 import json
 import math
@@ -29,7 +32,6 @@ from typing import Any, BinaryIO
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -42,6 +44,8 @@ from embedbeam.transforms.sparse.read_bytes import open_regular_file, read_file
 from embedbeam.transforms.table.files import absolute, match_paths, paths_under, wildcard_root
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
+# A CSV or JSONL manifest is listed in parts of about this many bytes, cut at row starts.
+MANIFEST_PART_BYTES = 64 << 20
 # Columns that carry the input itself, so a row needs no `uri`.
 INLINE_COLUMNS = ("text", "ids")
 
@@ -76,14 +80,17 @@ class GlobPart:
 
 @dataclasses.dataclass(frozen=True)
 class ManifestPart:
-    """The `rows` rows of one row group of a Parquet manifest (`row_group` None: every
-    row of the manifest, in order, however many); `first_row` is the number of its first
-    row, from 1."""
+    """The `rows` rows of one row group of a Parquet manifest, or the rows of a CSV or
+    JSONL one that start in `byte_range` (its end None: to the end of the file), whose
+    columns are `header` (CSV); neither: every row of the manifest, in order. `first_row`
+    is the number of its first row, from 1."""
 
     manifest: str
     row_group: int | None = None
     first_row: int = 1
     rows: int | None = None
+    byte_range: tuple[int, int | None] | None = None
+    header: tuple[str, ...] | None = None
 
 
 ListingPart = GlobPart | ManifestPart
@@ -128,11 +135,12 @@ class ListInputBatches(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[list
 
 def listing_parts(source: InputSource) -> list[ListingPart]:
     """The parts `source` is listed in: a Parquet manifest's row groups (from its footer);
-    a local glob's files directly in the folder before its first wildcard, then each
-    folder in that one (without walking them); else the whole source as one part."""
+    a CSV or JSONL manifest's byte ranges (text_manifest_parts); a local glob's files
+    directly in the folder before its first wildcard, then each folder in that one
+    (without walking them); else the whole source as one part."""
     if source.manifest is not None:
         if manifest_format(source.manifest) != "parquet":
-            return [ManifestPart(source.manifest)]
+            return text_manifest_parts(source.manifest)
         with open_manifest(source.manifest) as handle:
             metadata = pq.ParquetFile(handle).metadata
         sizes = [metadata.row_group(index).num_rows for index in range(metadata.num_row_groups)]
@@ -152,6 +160,24 @@ def listing_parts(source: InputSource) -> list[ListingPart]:
         GlobPart(source.pattern, root, recursive=False),
         *(GlobPart(source.pattern, os.path.join(root, name)) for name in sorted(folders)),
     ]
+
+
+def text_manifest_parts(manifest: str) -> list[ManifestPart]:
+    """A CSV or JSONL manifest in parts of about MANIFEST_PART_BYTES, each cut where a
+    row starts, with the number of its first row and the CSV header.
+
+    Where a row starts and which number it has takes reading the rows (a quoted CSV field
+    may hold a newline), so the plan reads them once, with the reader the parts use, and
+    parses nothing further: no JSON, no refs.
+    """
+    with open_manifest(manifest) as handle:
+        header, start = _header_of(manifest, handle)
+        parts, first = [], 1
+        for offset, number, _ in _text_records(manifest, handle, (start, None), 1):
+            if offset - start >= MANIFEST_PART_BYTES:
+                parts.append(ManifestPart(manifest, None, first, None, (start, offset), header))
+                start, first = offset, number
+    return [*parts, ManifestPart(manifest, None, first, None, (start, None), header)]
 
 
 def list_refs(source: InputSource) -> Iterator[InputRef]:
@@ -288,7 +314,7 @@ def _manifest_part_refs(part: ManifestPart) -> Iterator[tuple[int, InputRef]]:
     manifest = part.manifest
     number = part.first_row - 1
     try:
-        for number, row in read_manifest_rows(manifest, part.row_group, part.first_row):
+        for number, row in read_manifest_rows(part):
             if isinstance(row, ManifestRowError):
                 yield number, _row_problem(manifest, number, ("bad_manifest_row", row.message))
             else:
@@ -316,8 +342,12 @@ def duplicate_ids_of_source(source: InputSource) -> dict[str, int]:
 def duplicate_ids(manifest: str) -> dict[str, int]:
     """The first row of each id `manifest` uses more than once, in two passes that hold
     one 8-byte hash a row, not the ids: hashes seen twice, then the exact ids among the
-    rows with such a hash."""
-    parts = listing_parts(InputSource(manifest=manifest))
+    rows with such a hash. A CSV or JSONL manifest is read whole: the same rows, numbered
+    the same, as its parts, without planning them."""
+    is_parquet = manifest_format(manifest) == "parquet"
+    parts = (
+        listing_parts(InputSource(manifest=manifest)) if is_parquet else [ManifestPart(manifest)]
+    )
     hashes = np.fromiter(
         (hash(row_id) for part in parts for _, row_id in _part_ids(part)), dtype=np.int64
     )
@@ -424,16 +454,17 @@ class ManifestRowError:
 
 
 def read_manifest_rows(
-    path: str, row_group: int | None = None, first_row: int = 1
+    part: ManifestPart,
 ) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
-    """(row number, row) of a CSV, JSONL or Parquet manifest (or of one row group of a
-    Parquet one, whose first row is number `first_row`), streamed in order.
+    """(row number, row) of a manifest part (ManifestPart; every row of a CSV, JSONL or
+    Parquet manifest for ManifestPart(path)), streamed in order.
 
-    Row numbers count from 1 over data rows (JSONL: over lines). A row that
-    cannot be parsed comes as a ManifestRowError instead of failing the file.
+    Row numbers count from 1 over data rows (CSV: blank lines not counted; JSONL: over
+    lines), the same whichever part a row is read in. A row that cannot be parsed comes
+    as a ManifestRowError instead of failing the file.
     """
-    with open_manifest(path) as handle:
-        yield from _manifest_rows(path, handle, row_group, first_row)
+    with open_manifest(part.manifest) as handle:
+        yield from _manifest_rows(part, handle)
 
 
 def manifest_columns(path: str) -> list[str]:
@@ -442,13 +473,12 @@ def manifest_columns(path: str) -> list[str]:
     with open_manifest(path) as handle:
         if manifest_format(path) == "parquet":
             return pq.ParquetFile(handle).schema_arrow.names
-        if manifest_format(path) in ("jsonl", "json"):
-            names: dict[str, None] = {}
-            for _, row in itertools.islice(_jsonl_rows(handle), _BATCH_ROWS):
-                names.update(dict.fromkeys(row if isinstance(row, dict) else ()))
-            return list(names)
-        first = next(_manifest_batches(path, handle, []), None)
-    return [] if first is None else first.schema.names
+        if manifest_format(path) == "csv":
+            return list(_header_of(path, handle)[0])
+        names: dict[str, None] = {}
+        for _, row in itertools.islice(_manifest_rows(ManifestPart(path), handle), _BATCH_ROWS):
+            names.update(dict.fromkeys(row if isinstance(row, dict) else ()))
+        return list(names)
 
 
 def manifest_row_count(path: str, at_most: int | None = None) -> int | None:
@@ -458,7 +488,7 @@ def manifest_row_count(path: str, at_most: int | None = None) -> int | None:
     with open_manifest(path) as handle:
         if manifest_format(path) == "parquet":
             return pq.ParquetFile(handle).metadata.num_rows
-        return _count_at_most(_manifest_rows(path, handle), at_most)
+        return _count_at_most(_manifest_rows(ManifestPart(path), handle), at_most)
 
 
 def _count_at_most(items: Iterator[Any], at_most: int | None) -> int | None:
@@ -486,68 +516,101 @@ _BATCH_ROWS = 65536
 
 
 def _manifest_rows(
-    path: str, handle, row_group: int | None = None, first_row: int = 1
+    part: ManifestPart, handle: BinaryIO
 ) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
-    if manifest_format(path) in ("jsonl", "json"):
-        yield from _jsonl_rows(handle)
-        return
-    number = first_row - 1
-    invalid: list[Any] = []
-    for batch in _manifest_batches(path, handle, invalid, row_group):
-        for row in batch.to_pylist():
-            number += 1
-            yield number, row
-        for bad in invalid:  # CSV rows with the wrong number of fields, skipped by the parser
-            number += 1
-            yield (
-                number,
-                ManifestRowError(
-                    f"line {bad.number}: {bad.actual_columns} fields, expected {bad.expected_columns}"
-                ),
-            )
-        invalid.clear()
-
-
-def _jsonl_rows(handle) -> Iterator[tuple[int, dict[str, Any] | ManifestRowError]]:
-    """One JSON object a line, parsed line by line so one bad line costs only itself."""
-    for number, line in enumerate(io.TextIOWrapper(handle, "utf-8", errors="replace"), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as error:
-            yield number, ManifestRowError(f"line {number}: {error}")
-            continue
-        if not isinstance(row, dict):
-            yield (
-                number,
-                ManifestRowError(f"line {number}: a {type(row).__name__}, not a JSON object"),
-            )
-            continue
-        yield number, row
-
-
-def _manifest_batches(
-    path: str, handle, invalid: list, row_group: int | None = None
-) -> Iterator[pa.RecordBatch]:
-    """Parquet (of one row group, if given) or CSV record batches; CSV rows the parser
-    rejects are appended to `invalid`."""
+    path = part.manifest
     if manifest_format(path) == "parquet":
-        groups = None if row_group is None else [row_group]
-        yield from pq.ParquetFile(handle).iter_batches(batch_size=_BATCH_ROWS, row_groups=groups)
+        number = part.first_row - 1
+        groups = None if part.row_group is None else [part.row_group]
+        for batch in pq.ParquetFile(handle).iter_batches(batch_size=_BATCH_ROWS, row_groups=groups):
+            for row in batch.to_pylist():
+                number += 1
+                yield number, row
         return
+    header, byte_range = part.header, part.byte_range
+    if byte_range is None:  # the whole file: its header first
+        header, start = _header_of(path, handle)
+        byte_range = (start, None)
+    for _, number, record in _text_records(path, handle, byte_range, part.first_row):
+        if manifest_format(path) == "csv":
+            yield number, _csv_row(record, header)
+        else:
+            yield number, _jsonl_row(record, number)
 
-    def skip_and_keep(row) -> str:
-        invalid.append(row)
-        return "skip"
 
-    parse = pyarrow.csv.ParseOptions(invalid_row_handler=skip_and_keep)
-    # Every column as a string: ids such as "007" must keep their zeros.
-    names = pyarrow.csv.open_csv(handle, parse_options=parse).schema.names
-    handle.seek(0)
-    invalid.clear()  # the header probe may have met (and will meet again) bad rows
-    as_strings = pyarrow.csv.ConvertOptions(column_types={name: pa.string() for name in names})
-    yield from pyarrow.csv.open_csv(handle, convert_options=as_strings, parse_options=parse)
+def _text_records(
+    path: str, handle: BinaryIO, byte_range: tuple[int, int | None], first_row: int
+) -> Iterator[tuple[int, int, Any]]:
+    """(byte offset, row number, raw row) of the rows of a CSV or JSONL manifest that start
+    in `byte_range`, the first numbered `first_row`: a CSV row's fields (or a
+    ManifestRowError), blank lines skipped and not counted; a JSONL row's line, blank
+    lines skipped but counted. A row is read to its end even past the range's."""
+    start, end = byte_range
+    position = start
+
+    def lines() -> Iterator[bytes]:
+        nonlocal position
+        handle.seek(start)
+        while end is None or position < end:
+            line = handle.readline()
+            if not line:
+                return
+            position += len(line)
+            yield line
+
+    if manifest_format(path) in ("jsonl", "json"):
+        for number, line in enumerate(lines(), start=first_row):
+            if line.strip():
+                yield position - len(line), number, line
+        return
+    # A row may span lines (a quoted field with a newline): csv reads as many as it needs.
+    reader = csv.reader(line.decode("utf-8", errors="replace") for line in lines())
+    number = first_row
+    while True:
+        offset = position
+        try:
+            fields: list[str] | ManifestRowError = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:  # a NUL byte, a field over csv's size limit
+            fields = ManifestRowError(f"row {number}: {error}")
+        if fields == []:  # a blank line
+            continue
+        yield offset, number, fields
+        number += 1
+
+
+def _header_of(path: str, handle: BinaryIO) -> tuple[tuple[str, ...] | None, int]:
+    """A CSV manifest's column names (its first row, a UTF-8 byte order mark dropped) and
+    the byte offset after them; (None, 0) for JSONL, which has no header."""
+    if manifest_format(path) != "csv":
+        return None, 0
+    for _, _, fields in _text_records(path, handle, (0, None), 1):
+        if isinstance(fields, ManifestRowError):
+            raise ValueError(f"manifest {path}: its header does not parse: {fields.message}")
+        return tuple([fields[0].removeprefix("\ufeff"), *fields[1:]]), handle.tell()
+    return (), handle.tell()
+
+
+def _csv_row(fields: list[str] | ManifestRowError, header: tuple[str, ...]) -> Any:
+    """A CSV row's fields as a dict keyed by the header, every value a string (ids such
+    as "007" keep their zeros); a ManifestRowError when the count of fields is wrong."""
+    if isinstance(fields, ManifestRowError):
+        return fields
+    if len(fields) != len(header):
+        return ManifestRowError(f"{len(fields)} fields, expected {len(header)}")
+    return dict(zip(header, fields, strict=True))
+
+
+def _jsonl_row(line: bytes, number: int) -> dict[str, Any] | ManifestRowError:
+    """One JSON object a line, parsed line by line so one bad line costs only itself."""
+    try:
+        row = json.loads(line.decode("utf-8", errors="replace"))
+    except ValueError as error:
+        return ManifestRowError(f"line {number}: {error}")
+    if not isinstance(row, dict):
+        return ManifestRowError(f"line {number}: a {type(row).__name__}, not a JSON object")
+    return row
 
 
 def _clean_id(value: Any) -> str | None:
