@@ -52,9 +52,9 @@ _GAP_SECONDS = 0.5  # of silence between clips in one rendering, so no tail reac
 # validation loss, and the supervised-contrastive term, which pulls a family's programs
 # together.
 TRAIN_FLAGS = [
-    "--cells", "band_summary", "--fmin", "0", "--fmax", "8000", "--mels", "64",
-    "--threshold-db", "-60", "--embedding-dim", "16", "--epochs", "200", "--patience", "20",
-    "--contrastive-weight", "0.5",
+    "--cells", "band_summary", "--trim", "samples", "--fmin", "0", "--fmax", "8000",
+    "--mels", "64", "--threshold-db", "-60", "--embedding-dim", "16",
+    "--epochs", "200", "--patience", "20", "--contrastive-weight", "0.5",
 ]  # fmt: skip
 
 
