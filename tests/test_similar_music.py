@@ -8,6 +8,7 @@ import pathlib
 import pytest
 
 from embedbeam.pipeline import cli
+from embedbeam.pipeline.model.model_dir import read_model_info
 from examples.music_phrases import TRAIN_FLAGS, music_splits, write_music
 
 pytestmark = pytest.mark.slow
@@ -50,3 +51,12 @@ def test_a_held_out_phrase_lists_clips_of_its_family(music, capsys):
     # 0-2 give 0.75-0.80 of them, and 10-11 of the 12 queries a majority of their family.
     assert same_family >= 0.6 * 5 * len(queries)
     assert mostly_same >= 0.75 * len(queries)
+
+
+def test_the_music_model_records_its_training_settings(music):
+    out, _ = music
+    info = read_model_info(str(out.parent / "model"))
+
+    assert info.featurizer["cells"] == "band_summary"
+    assert info.vocabulary_size == 64 * 3  # three statistics of each of 64 mel bands
+    assert info.training["early_stopping_patience"] == 20  # --patience 20 in TRAIN_FLAGS
