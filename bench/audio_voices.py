@@ -1,16 +1,19 @@
-"""Which speech grid recognises digits read by real people: three grids, one speaker out.
+"""Which speech grid recognises digits read by real people: grids and data, one speaker out.
 
 Training data: espeak-ng voices in English, German, French, Spanish and Italian
-(examples/spoken_digits.py), one seeded augmented copy of each clip
-(examples/audio_augment.py), and the three real speakers of Debian's Asterisk
-prompts (examples/real_speakers.py) with 30 augmented copies of each clip. Each
+(examples/spoken_digits.py; DATA: the default palette of 12 variants with one
+seeded augmented copy of each clip, or every variant, slower speeds and wider
+pitches with three copies; examples/audio_augment.py), and the three real
+speakers of Debian's Asterisk prompts (examples/real_speakers.py) with 30
+augmented copies of each clip. The unheard voices are the same for every row. Each
 fold trains without one real speaker (or without all three: espeak-ng only) and
 embeds that speaker's ten clips beside espeak-ng voices never heard in training.
 Reported per fold: for each held-out speaker, the share of its clips whose
 nearest held-out espeak-ng clip in the speaker's language carries its digit
 (1-NN), and 5-NN accuracy (leave-one-out) among the held-out espeak-ng clips.
 
-    python -m bench.audio_voices [--workdir bench/work/voices]
+    python -m bench.audio_voices [--workdir bench/work/voices] [--data 1] [--grids 2 4]
+        [--folds fr-armelle it-menardi es-co]
 
 Writes bench/results/audio_voices.json; bench/audio_voices.md quotes it.
 """
