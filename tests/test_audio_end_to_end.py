@@ -53,6 +53,7 @@ def test_audio_model_records_its_grid(audio_model):
         "fmax": 3800.0,
         "loudness_slices_db": 40.0,
         "cells": "band_deviations",
+        "trim": "samples",
     }
     assert sorted(info.labels) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
