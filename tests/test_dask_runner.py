@@ -166,3 +166,36 @@ def test_reshuffle_spreads_one_partition_over_the_workers():
     assert visitor.bags[listed].npartitions == 1
     assert spread.npartitions == 4
     assert sorted(spread.compute(scheduler="sync")) == list(range(8))
+
+
+def test_tft_analyze_and_transform_runs_on_dask(tmp_path):
+    """TFT's phase-0 ApplySavedModel and its final Transform are two ParDos of one DoFn
+    class over the same input, each with its own SavedModel directory as a side input:
+    each must run with its own (it once ran one's DoFn with the other's directory). One
+    worker thread: TFT traces a SavedModel under a process-wide tracker, which two
+    threads of one worker process must not do at once."""
+    tf = pytest.importorskip("tensorflow")
+    tft = pytest.importorskip("tensorflow_transform")
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+    metadata = dataset_metadata.DatasetMetadata(
+        schema_utils.schema_from_feature_spec({"x": tf.io.FixedLenFeature([], tf.float32)})
+    )
+
+    def scale(inputs):
+        return {"x": tft.scale_to_0_1(inputs["x"])}
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        TestPipeline(
+            runner=DaskRunner(),
+            options=PipelineOptions([f"--dask_client_address={cluster.scheduler_address}"]),
+        ) as p,
+        tft_beam.Context(temp_dir=str(tmp_path)),
+    ):
+        rows = p | beam.Create([{"x": 1.0}, {"x": 3.0}, {"x": 5.0}])
+        (transformed, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(scale)
+        assert_that(transformed | beam.Map(lambda row: float(row["x"])), equal_to([0.0, 0.5, 1.0]))

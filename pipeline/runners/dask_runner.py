@@ -12,7 +12,8 @@ compute from inside a task. Here:
   bag, filtered on its tag; bags are keyed by PCollection, not by producer;
 - a bundle collects its outputs into fresh receivers after `finish_bundle`;
 - a side input is its PCollection's bag materialized as a Dask dependency of the
-  consuming ParDo, handed to each bundle as a list;
+  consuming ParDo, handed to each bundle as a list, in tasks written out rather than
+  through `map_partitions` with a Delayed argument (`_bag_with_side_inputs` says why);
 - every leaf PCollection (one no transform consumes) is computed, not only the last,
   and its elements are not sent back to the client;
 - a Reshuffle splits a bag of few partitions over the worker threads (Beam's is an
@@ -28,6 +29,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import functools
+import itertools
 import typing as t
 
 import dask
@@ -48,6 +50,8 @@ from apache_beam.runners.runner import PipelineResult, PipelineState
 from apache_beam.transforms.core import DoFn, ParDo
 from apache_beam.transforms.sideinputs import SideInputMap
 from apache_beam.utils.windowed_value import WindowedValue
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 DaskOptions = beam_dask_runner.DaskOptions
 
@@ -187,8 +191,43 @@ def tagged_pardo_bag(
     )
     if not side_input_bags:
         return input_bag.map_partitions(run)
-    side_values = dask.delayed(_materialize)(*side_input_bags)
-    return input_bag.map_partitions(run, side_input_values=side_values)
+    return _bag_with_side_inputs(run, input_bag, side_input_bags, applied.full_label)
+
+
+def _bag_with_side_inputs(
+    run: t.Callable, input_bag: db.Bag, side_input_bags: list[db.Bag], label: str
+) -> db.Bag:
+    """`run` over each partition of `input_bag`, given every side-input bag as a list.
+
+    The tasks are written out (one task gathers the side inputs, one task a partition)
+    instead of `map_partitions(run, side_input_values=dask.delayed(...))`: Dask fuses
+    such blockwise tasks into their consumers, and two ParDos over the same input bag,
+    each with a side input, then ran one ParDo's DoFn with the other's side input
+    (TFT's two `_RunMetaGraphDoFn` ParDos, phase 0 and the final transform, in `train`).
+    """
+    token = tokenize(label, input_bag.name, *(bag.name for bag in side_input_bags))
+    sides, name = f"side-inputs-{token}", f"run-bundle-{token}"
+    layer: dict[t.Any, t.Any] = {
+        sides: (
+            _materialize,
+            *[
+                (_concatenated, [(b.name, i) for i in range(b.npartitions)])
+                for b in side_input_bags
+            ],
+        )
+    }
+    for index in range(input_bag.npartitions):
+        layer[(name, index)] = (_run_with_side_inputs, run, (input_bag.name, index), sides)
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=[input_bag, *side_input_bags])
+    return db.Bag(graph, name, input_bag.npartitions)
+
+
+def _concatenated(partitions: list[t.Iterable[t.Any]]) -> list[t.Any]:
+    return list(itertools.chain.from_iterable(partitions))
+
+
+def _run_with_side_inputs(run: t.Callable, items: t.Iterable[t.Any], side_values: tuple) -> list:
+    return run(items, side_input_values=side_values)
 
 
 @dataclasses.dataclass
