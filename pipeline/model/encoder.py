@@ -32,6 +32,7 @@ from embedbeam.transforms.encode_embeddings import DENSE_LOOKUP_MAX_VOCABULARY
 from embedbeam.transforms.sparse import SparseRows
 
 _LOG = logging.getLogger(__name__)
+_EPOCHS_SHOWN_EACH = 20
 
 _ROWS_SIGNATURE = (
     tf.TensorSpec([None], tf.int64, name="ids"),
@@ -202,11 +203,12 @@ def fit_encoder(
                     train_step(batch.ids, batch.weights, batch.row_splits, label_ids[batch_index])
                 )
             )
+        log = _LOG.info if _shows_epoch(epoch, config.epochs) else _LOG.debug
         if validation is None:
-            _LOG.info("epoch %d/%d: loss %.4f", epoch, config.epochs, float(np.mean(losses)))
+            log("epoch %d/%d: loss %.4f", epoch, config.epochs, float(np.mean(losses)))
             continue
         validation_loss = _mean_loss(encoder, *validation)
-        _LOG.info(
+        log(
             "epoch %d/%d: loss %.4f, validation loss %.4f",
             epoch, config.epochs, float(np.mean(losses)), validation_loss,
         )  # fmt: skip
@@ -241,6 +243,12 @@ def supervised_contrastive_loss(
     per_row = -tf.reduce_sum(positives * log_probability, axis=1) / tf.maximum(counts, 1.0)
     has_positive = tf.cast(counts > 0, tf.float32)
     return tf.reduce_sum(per_row * has_positive) / tf.maximum(tf.reduce_sum(has_positive), 1.0)
+
+
+def _shows_epoch(epoch: int, epochs: int) -> bool:
+    """Every epoch of a short fit is a progress line; of a long one (a music model's
+    200), every tenth, so the console stays readable (the rest go to debug)."""
+    return epochs <= _EPOCHS_SHOWN_EACH or epoch % 10 == 0
 
 
 def _mean_loss(encoder: SparseEncoder, rows: SparseRows, label_ids: np.ndarray) -> float:
