@@ -65,4 +65,3 @@ def source_of(uri: str) -> str:
     if name in {speaker.name for speaker in SPEAKERS}:
         return f"speaker:{name}"
     return f"voice:{name.split('+')[0].split('-')[0]}"
-
