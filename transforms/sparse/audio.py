@@ -35,6 +35,7 @@ import functools
 import io
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -105,19 +106,13 @@ def audio_cells(value: str) -> str:
 
 def featurize_audio(
     data: bytes,
-    mels: int = DEFAULT_MELS,
-    frames: int = DEFAULT_FRAMES,
-    threshold_db: float = DEFAULT_THRESHOLD_DB,
     max_seconds: float = DEFAULT_MAX_SECONDS,
     max_windows: int = DEFAULT_MAX_WINDOWS,
-    fmin: float = 0.0,
-    fmax: float = SAMPLE_RATE / 2,
-    loudness_slices_db: float = 0.0,
-    cells: str = "peak",
-    trim: str = "samples",
+    **grid: Any,
 ) -> SparseFeatures:
     """Decodes `data` and returns the loud cells of its pooled log-mel grid (of the
-    mean of its windows' grids, for a clip longer than `max_seconds`).
+    mean of its windows' grids, for a clip longer than `max_seconds`); `grid` holds
+    the keyword settings of `grid_features`.
 
     Raises InvalidInput with reason `undecodable_audio`, `empty_audio` or
     `silent_audio`.
@@ -127,11 +122,7 @@ def featurize_audio(
         if samples.size == 0:
             continue
         try:
-            grids.append(
-                grid_features(
-                    samples, mels, frames, threshold_db, fmin, fmax, loudness_slices_db, cells, trim
-                )
-            )
+            grids.append(grid_features(samples, **grid))
         except InvalidInput as error:
             if error.reason != "silent_audio":
                 raise
@@ -143,9 +134,9 @@ def featurize_audio(
 
 def grid_features(
     samples: np.ndarray,
-    mels: int,
-    frames: int,
-    threshold_db: float,
+    mels: int = DEFAULT_MELS,
+    frames: int = DEFAULT_FRAMES,
+    threshold_db: float = DEFAULT_THRESHOLD_DB,
     fmin: float = 0.0,
     fmax: float = SAMPLE_RATE / 2,
     loudness_slices_db: float = 0.0,
