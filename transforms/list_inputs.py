@@ -5,11 +5,13 @@ before anything can fail: inputs seen = rows written + dead letters. Refs that
 listing already knows are broken (a bad .jsonl line, a manifest row with an id
 used before) carry a `problem`; reading dead-letters them with stage `list`.
 
-Listing is split into parts that workers list apart (ListingPart): a glob's
-folder tree one top-level folder a part, a Parquet manifest one row group a
-part. Manifest ids must be unique (the first row of an id wins), which one part
-cannot see alone: one pass over the manifest's ids finds the ids used more than
-once (`duplicate_ids`, a side input of the parts), keeping one 8-byte hash a row,
+Listing is split into parts that workers list apart (ListingPart): a local glob's
+folder tree one top-level folder a part, a gs:// glob's names one key range a part
+(KeyRangePart), a Parquet manifest one row group a part; a glob on another object
+store (s3://, hdfs://, ...) is one part, listed by Beam's FileSystems. Manifest ids
+must be unique (the first row of an id wins), which one part cannot see alone:
+one pass over the manifest's ids finds the ids used more than once
+(`duplicate_ids`, a side input of the parts), keeping one 8-byte hash a row,
 not the ids. A CSV or JSONL manifest is cut into byte ranges at row starts
 (MANIFEST_PART_BYTES a part): one scan of its rows finds where they start and
 what number each has, so a part's rows are numbered, and dead-lettered, as the
@@ -41,7 +43,14 @@ from embedbeam.transforms.common.records import InputRef, id_for_uri
 from embedbeam.transforms.sparse import InvalidInput
 from embedbeam.transforms.sparse.modalities import modality_for_uri
 from embedbeam.transforms.sparse.read_bytes import open_regular_file, read_file
-from embedbeam.transforms.table.files import absolute, match_paths, paths_under, wildcard_root
+from embedbeam.transforms.table.files import (
+    absolute,
+    gcs_key_ranges,
+    gcs_paths_in_range,
+    match_paths,
+    paths_under,
+    wildcard_root,
+)
 
 MANIFEST_FORMATS = ("csv", "jsonl", "json", "parquet")
 # A CSV or JSONL manifest is listed in parts of about this many bytes, cut at row starts.
@@ -79,6 +88,17 @@ class GlobPart:
 
 
 @dataclasses.dataclass(frozen=True)
+class KeyRangePart:
+    """The paths of gs:// `pattern` whose object names are in [start, end) (None:
+    unbounded), listed with a ranged listing of the prefix before its first wildcard
+    (files.gcs_key_ranges), so that one worker does not list a whole bucket alone."""
+
+    pattern: str
+    start: str | None
+    end: str | None
+
+
+@dataclasses.dataclass(frozen=True)
 class ManifestPart:
     """The `rows` rows of one row group of a Parquet manifest, or the rows of a CSV or
     JSONL one that start in `byte_range` (its end None: to the end of the file), whose
@@ -93,7 +113,7 @@ class ManifestPart:
     header: tuple[str, ...] | None = None
 
 
-ListingPart = GlobPart | ManifestPart
+ListingPart = GlobPart | KeyRangePart | ManifestPart
 
 
 class ListInputBatches(beam.PTransform[beam.pvalue.PBegin, beam.PCollection[list[InputRef]]]):
@@ -137,7 +157,8 @@ def listing_parts(source: InputSource) -> list[ListingPart]:
     """The parts `source` is listed in: a Parquet manifest's row groups (from its footer);
     a CSV or JSONL manifest's byte ranges (text_manifest_parts); a local glob's files
     directly in the folder before its first wildcard, then each folder in that one
-    (without walking them); else the whole source as one part."""
+    (without walking them); a gs:// glob's key ranges, in name order; else (another
+    scheme, no wildcard) the whole source as one part, listed by FileSystems."""
     if source.manifest is not None:
         if manifest_format(source.manifest) != "parquet":
             return text_manifest_parts(source.manifest)
@@ -149,6 +170,9 @@ def listing_parts(source: InputSource) -> list[ListingPart]:
             ManifestPart(source.manifest, index, first, sizes[index])
             for index, first in enumerate(starts)
         ]
+    key_ranges = gcs_key_ranges(source.pattern)
+    if key_ranges is not None:
+        return [KeyRangePart(source.pattern, start, end) for start, end in key_ranges]
     root = wildcard_root(source.pattern)
     if root is None:
         return [GlobPart(source.pattern)]
@@ -196,11 +220,12 @@ def refs_of_part(
     if isinstance(part, ManifestPart):
         yield from refs_from_manifest_part(part, duplicates)
         return
-    paths = (
-        match_paths(part.pattern)
-        if part.directory is None
-        else paths_under(part.pattern, part.directory, part.recursive)
-    )
+    if isinstance(part, KeyRangePart):
+        paths = gcs_paths_in_range(part.pattern, part.start, part.end)
+    elif part.directory is None:
+        paths = match_paths(part.pattern)
+    else:
+        paths = paths_under(part.pattern, part.directory, part.recursive)
     for path in paths:
         yield ref_from_path(path, source.labels_from_folder)
 

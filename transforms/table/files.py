@@ -3,10 +3,12 @@ Beam's FileSystems (local, gs://, s3://, ...)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import posixpath
 import re
+import string
 from collections.abc import Iterator, Sequence
 
 import pyarrow as pa
@@ -18,6 +20,9 @@ _LOG = logging.getLogger(__name__)
 
 # What FileSystem.match takes for the part of a pattern before its first wildcard.
 _BEFORE_WILDCARD = re.compile(r"^[^[*?]*")
+# Where a gs:// glob's names are cut into key ranges: before each of these characters
+# appended to the prefix before the glob's first wildcard (in code point order).
+KEY_RANGE_CUTS = string.digits + string.ascii_uppercase + string.ascii_lowercase
 
 
 def absolute(path: str) -> str:
@@ -77,6 +82,55 @@ def paths_under(pattern: str, directory: str, recursive: bool = True) -> Iterato
         yield from (
             path for path in (os.path.join(folder, name) for name in names) if matches(path)
         )
+
+
+def gcs_key_ranges(pattern: str) -> list[tuple[str | None, str | None]] | None:
+    """The name ranges [start, end) (None: unbounded) a gs:// wildcard `pattern` is
+    listed in, so that workers list them apart: the names under the prefix before its
+    first wildcard, cut before that prefix + each of KEY_RANGE_CUTS. Every name under
+    the prefix is in exactly one range whatever its next character ('_', '-', 'é' or
+    none): GCS orders names by their UTF-8 bytes, which is a str's code point order.
+    None for other patterns: other schemes (s3://, hdfs://, ...) have no ranged
+    listing in Beam's FileSystems and are listed whole by it."""
+    located = _gcs_bucket_and_prefix(pattern)
+    if located is None:
+        return None
+    cuts = [located[1] + character for character in KEY_RANGE_CUTS]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def gcs_paths_in_range(pattern: str, start: str | None, end: str | None) -> Iterator[str]:
+    """The paths the gs:// wildcard `pattern` matches among the names in [start, end)
+    (gcs_key_ranges), in name order: one listing of the prefix before its first
+    wildcard bounded to the range, kept where Beam's translated pattern matches, as
+    FileSystems.match keeps them (so the ranges together list what it lists)."""
+    bucket, prefix = _gcs_bucket_and_prefix(pattern)
+    matches = re.compile(FileSystem.translate_pattern(_with_wildcard(pattern))).match
+    blobs = _gcs_client().list_blobs(bucket, prefix=prefix, start_offset=start, end_offset=end)
+    yield from (path for path in (f"gs://{bucket}/{blob.name}" for blob in blobs) if matches(path))
+
+
+def _gcs_bucket_and_prefix(pattern: str) -> tuple[str, str] | None:
+    """(bucket, name prefix before the first wildcard) of a gs:// pattern with a wildcard
+    in its object names; None for any other."""
+    with_wildcard = _with_wildcard(pattern)
+    before = _BEFORE_WILDCARD.match(with_wildcard).group(0)
+    if not before.startswith("gs://") or before == with_wildcard:
+        return None
+    from apache_beam.io.gcp import gcsio
+
+    try:
+        return gcsio.parse_gcs_path(before, object_optional=True)
+    except ValueError:  # a wildcard in the bucket's name
+        return None
+
+
+@functools.cache
+def _gcs_client():
+    """One google.cloud.storage client a process, made as Beam's gcsio makes its own."""
+    from apache_beam.io.gcp import gcsio
+
+    return gcsio.GcsIO().client
 
 
 def _with_wildcard(pattern: str) -> str:
