@@ -156,3 +156,19 @@ def test_a_gcs_glob_listed_by_workers_gives_every_path_once(fake_gcs):
 )
 def test_other_schemes_and_globs_without_a_wildcard_are_one_part(pattern):
     assert listing_parts(InputSource(pattern=pattern)) == [GlobPart(pattern)]
+
+
+def test_the_launcher_counts_a_gcs_glob_range_by_range_and_stops_past_its_limit(
+    fake_gcs, monkeypatch
+):
+    from embedbeam.pipeline.jobs import preflight
+
+    source = InputSource(pattern="gs://bkt/data/**")
+    assert preflight.expected_inputs(source) == len(_beam_match(source.pattern))
+    fake_gcs.listings.clear()
+
+    monkeypatch.setattr(preflight, "LAUNCH_COUNT_LIMIT", 5)
+
+    assert preflight.expected_inputs(source) is None
+    assert 0 < len(fake_gcs.listings) < len(listing_parts(source))  # not the whole prefix
+    assert all(call["start"] is not None or call["end"] is not None for call in fake_gcs.listings)

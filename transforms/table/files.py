@@ -52,9 +52,14 @@ def match_paths(pattern: str) -> list[str]:
 
 
 def iter_paths(pattern: str) -> Iterator[str]:
-    """match_paths one path at a time: a local walk stops where the caller stops."""
+    """match_paths one path at a time: a local walk, or a gs:// listing range by range
+    (gcs_key_ranges), stops where the caller stops."""
     root = wildcard_root(pattern)
-    if root is None:
+    ranges = gcs_key_ranges(pattern) if root is None else None
+    if ranges is not None:
+        for start, end in ranges:
+            yield from gcs_paths_in_range(pattern, start, end)
+    elif root is None:
         matched = FileSystems.match([_with_wildcard(pattern)])[0].metadata_list
         yield from (metadata.path for metadata in matched)
     else:
