@@ -266,6 +266,11 @@ class _Store:
     def age(self, path: str) -> float | None:
         return None
 
+    def _unchanged(self, path: str, token: Any) -> bool:
+        """Whether `path` still holds what was read with `token`."""
+        read = self.read(path)
+        return read is not None and read[1] == token
+
 
 class _LocalStore(_Store):
     """Exclusive create by hard link (or O_EXCL); changes only to the content that was read."""
@@ -304,8 +309,7 @@ class _LocalStore(_Store):
         return data, data
 
     def replace(self, path: str, data: bytes, token: bytes) -> bool:
-        read = self.read(path)
-        if read is None or read[0] != token:
+        if not self._unchanged(path, token):
             return False
         os.replace(self._write_temporary(path, data), path)
         return True
@@ -417,15 +421,13 @@ class _BestEffortStore(_Store):
         return data, data
 
     def replace(self, path: str, data: bytes, token: bytes) -> bool:
-        read = self.read(path)
-        if read is None or read[0] != token:
+        if not self._unchanged(path, token):
             return False
         write_bytes(path, data)
         return True
 
     def delete(self, path: str, token: bytes) -> bool:
-        read = self.read(path)
-        if read is None or read[0] != token:
+        if not self._unchanged(path, token):
             return False
         FileSystems.delete([path])
         return True
