@@ -80,7 +80,7 @@ def paths_under(pattern: str, directory: str, recursive: bool = True) -> Iterato
     that the wildcard `pattern` matches, as match_paths finds them."""
     if not os.path.exists(directory):
         return
-    matches = re.compile(FileSystem.translate_pattern(_with_wildcard(pattern))).match
+    matches = _matcher(pattern)
     for folder, folders, names in os.walk(directory, onerror=_warn_unlisted):
         if not recursive:
             folders.clear()
@@ -110,9 +110,14 @@ def gcs_paths_in_range(pattern: str, start: str | None, end: str | None) -> Iter
     wildcard bounded to the range, kept where Beam's translated pattern matches, as
     FileSystems.match keeps them (so the ranges together list what it lists)."""
     bucket, prefix = _gcs_bucket_and_prefix(pattern)
-    matches = re.compile(FileSystem.translate_pattern(_with_wildcard(pattern))).match
+    matches = _matcher(pattern)
     blobs = _gcs_client().list_blobs(bucket, prefix=prefix, start_offset=start, end_offset=end)
     yield from (path for path in (f"gs://{bucket}/{blob.name}" for blob in blobs) if matches(path))
+
+
+def _matcher(pattern: str):
+    """The match function of Beam's regex for `pattern`, as FileSystems.match filters by."""
+    return re.compile(FileSystem.translate_pattern(_with_wildcard(pattern))).match
 
 
 def _gcs_bucket_and_prefix(pattern: str) -> tuple[str, str] | None:
