@@ -1,15 +1,16 @@
 """One space for digits seen, heard and written: cross-modal figures of joint models.
 
-    python -m bench.joint_space [--workdir bench/work/joint_space]
+    python -m bench.joint_space [--workdir bench/work/joint] [--train-images N]
 
-Data (examples/joint_digits.py): 3,000 MNIST training digits, 8 espeak-ng voices
+Data (examples/joint_digits.py): 20,000 MNIST training digits (or N), 8 espeak-ng voices
 in each of five languages, the digit words of en/de/fr/es; held out: 1,000 MNIST
 test digits, 2 more voices per language, the three real speakers, and the
 words of all five languages (Italian never trained on). Trains joint models
 with the real CLI (softmax with char n-grams, softmax with word tokens only,
 softmax + supervised contrastive), embeds the held-out tree with each, and
 single-modality models on the same rows for the 5-NN comparison. Writes
-bench/results/joint_space.json and bench/joint_space.md.
+bench/results/joint_space.json (joint_space-images-N.json, the default loss
+only, for another N); bench/joint_space.md quotes it.
 """
 
 from __future__ import annotations
@@ -25,15 +26,21 @@ from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.quality import leave_one_out_knn_accuracy
 from embedbeam.pipeline.queries.cross_modal import cross_modal_matrix, purity_over_all
 from embedbeam.pipeline.queries.table import load_table, modalities
-from examples.joint_digits import source_of, write_joint_digits
+from examples.joint_digits import (
+    JointSplit,
+    accuracy_by_source,
+    without_real_speakers,
+    write_joint_digits,
+)
 
-RESULTS = pathlib.Path(__file__).parent / "results" / "joint_space.json"
+RESULTS_DIR = pathlib.Path(__file__).parent / "results"
 REPORT = pathlib.Path(__file__).parent / "joint_space.md"
 EXTENSIONS = {"image": "png", "audio": "wav", "text": "txt"}
+DEFAULT_LOSS = "softmax + 0.5 supervised contrastive, char n-grams 2:4"
 JOINT_MODELS = {
     "softmax, char n-grams 2:4": ["--char-ngrams", "2:4", "--contrastive-weight", "0"],
     "softmax, word tokens": ["--contrastive-weight", "0"],
-    "softmax + 0.5 supervised contrastive, char n-grams 2:4": [
+    DEFAULT_LOSS: [
         "--char-ngrams", "2:4", "--contrastive-weight", "0.5",
     ],
     "softmax + 1.0 supervised contrastive, char n-grams 2:4, 16 epochs": [
@@ -47,12 +54,19 @@ def cross_modal_figures(output_dir: str) -> dict:
     accuracy of the nearest gallery row, also per query source (language, speaker); each
     modality's own leave-one-out 5-NN; cluster purity over all rows."""
     tables = {modality: load_table(output_dir, modality) for modality in modalities(output_dir)}
-    figures: dict = {
+    return {
         "nearest_label_accuracy": {
             f"{query}->{gallery}": round(value, 4)
             for (query, gallery), value in cross_modal_matrix(tables).items()
         },
-        "by_source": {},
+        "nearest_label_accuracy_without_real_speakers": {
+            f"{query}->{gallery}": round(value, 4)
+            for (query, gallery), value in cross_modal_matrix(without_real_speakers(tables)).items()
+        },
+        "by_source": {
+            pair: {source: round(value, 4) for source, value in sources.items()}
+            for pair, sources in accuracy_by_source(tables).items()
+        },
         "knn5_own": {
             modality: round(
                 leave_one_out_knn_accuracy(table.embeddings, np.asarray(table.labels)), 4
@@ -60,16 +74,10 @@ def cross_modal_figures(output_dir: str) -> dict:
             for modality, table in tables.items()
         },
         "cluster_purity_all": round(purity_over_all(tables), 4),
+        "cluster_purity_without_real_speakers": round(
+            purity_over_all(without_real_speakers(tables)), 4
+        ),
     }
-    for query_modality, query in tables.items():
-        sources = np.array([source_of(uri) for uri in query.uris])
-        for source in sorted(set(sources.tolist()) - {"image"}):
-            rows = query.take(np.flatnonzero(sources == source))
-            for (_, gallery), value in cross_modal_matrix({**tables, query_modality: rows}).items():
-                if _ == query_modality:
-                    pair = f"{query_modality}->{gallery}"
-                    figures["by_source"].setdefault(pair, {})[source] = round(value, 4)
-    return figures
 
 
 def _run(args: list[str]) -> None:
@@ -93,23 +101,36 @@ def train_and_embed(workdir: pathlib.Path, name: str, train_flags: list[str], pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path("bench/work/joint"))
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=JointSplit.train_images,
+        help="MNIST training digits in the split; another count than the default writes "
+        "joint_space-images-N.json and runs the default loss only",
+    )
     args = parser.parse_args(argv)
-    data = args.workdir / "data"
+    default = args.train_images == JointSplit.train_images
+    workdir = args.workdir if default else args.workdir / f"images-{args.train_images}"
+    data = workdir / "data"
     if not (data / ".complete").exists():
-        write_joint_digits(data)
+        write_joint_digits(data, JointSplit(train_images=args.train_images))
         (data / ".complete").touch()
     results: dict = {"joint": {}, "single": {}}
-    for index, (name, flags) in enumerate(JOINT_MODELS.items()):
+    models = JOINT_MODELS if default else {DEFAULT_LOSS: JOINT_MODELS[DEFAULT_LOSS]}
+    for index, (name, flags) in enumerate(models.items()):
         out = train_and_embed(
-            args.workdir, f"joint{index}", ["--modality", "joint", *flags], f"{data}/{{split}}/**"
+            workdir, f"joint{index}", ["--modality", "joint", *flags], f"{data}/{{split}}/**"
         )
         results["joint"][name] = cross_modal_figures(out)
     for modality, extension in EXTENSIONS.items():
         flags = ["--modality", modality] + (["--char-ngrams", "2:4"] if modality == "text" else [])
-        out = train_and_embed(args.workdir, modality, flags, f"{data}/{{split}}/*/*.{extension}")
+        out = train_and_embed(workdir, modality, flags, f"{data}/{{split}}/*/*.{extension}")
         results["single"][modality] = cross_modal_figures(out)["knn5_own"][modality]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    results_path = RESULTS_DIR / (
+        "joint_space.json" if default else f"joint_space-images-{args.train_images}.json"
+    )
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(json.dumps(results, indent=2, sort_keys=True))
     return 0
 

@@ -16,11 +16,12 @@ from embedbeam.pipeline import cli
 from embedbeam.pipeline.model.joint import balanced_index, lay_out
 from embedbeam.pipeline.model.model_dir import read_model_info
 from embedbeam.pipeline.queries.similar import similar
-from embedbeam.pipeline.queries.table import load_table, read_run_record
+from embedbeam.pipeline.queries.table import EmbeddingTable, load_table, read_run_record
 from embedbeam.transforms.assign_clusters import nearest_centroids
 from embedbeam.transforms.table.centroids import read_centroids
 from examples.digit_words import digit_word, write_digit_words
 from examples.digits import digit_png
+from examples.joint_digits import accuracy_by_source, without_real_speakers
 from examples.spoken_digits import WORDS, voices_per_language, write_spoken_digits
 
 pytestmark = pytest.mark.slow
@@ -54,6 +55,34 @@ def test_modalities_are_laid_end_to_end_in_one_id_space():
     assert [(p.id_offset, p.vocabulary_size) for p in parts.values()] == [
         (0, 784), (784, 768), (1552, 120),
     ]  # fmt: skip
+
+
+def _table(modality: str, uris: list[str], embeddings: list[list[float]]) -> EmbeddingTable:
+    return EmbeddingTable(
+        modality=modality,
+        ids=[f"id-{uri}" for uri in uris],
+        uris=uris,
+        labels=[pathlib.PurePosixPath(uri).parent.name for uri in uris],
+        embeddings=np.asarray(embeddings, dtype=np.float32),
+        cluster_ids=np.zeros(len(uris), dtype=np.int32),
+        model_version="joint-v1",
+        run_id="run",
+    )
+
+
+def test_the_real_speakers_are_reported_apart_from_the_voices_never_heard():
+    images = _table("image", ["t/seven/image-1.png", "t/three/image-2.png"], [[0, 1], [1, 0]])
+    clips = _table(
+        "audio", ["t/seven/en+m1-s150-p50.wav", "t/seven/fr-armelle.wav"], [[0, 0.9], [0.9, 0.1]]
+    )
+    tables = {"image": images, "audio": clips}
+
+    assert without_real_speakers(tables)["audio"].uris == ["t/seven/en+m1-s150-p50.wav"]
+    assert without_real_speakers(tables)["image"].uris == images.uris
+    assert accuracy_by_source(tables)["audio->image"] == {
+        "speaker:fr-armelle": 0.0,
+        "voice:en": 1.0,
+    }
 
 
 @pytest.fixture(scope="module")

@@ -51,7 +51,7 @@ def balanced_index(index: np.ndarray, groups: np.ndarray, seed: int) -> np.ndarr
 
     A group is repeated whole as often as it fits, then topped up with a seeded
     sample of its rows without repeats, so each modality weighs the same in an
-    epoch: without it, 3,000 images would drown 40 written words.
+    epoch: without it, 20,000 images would drown 40 written words.
     """
     rng = np.random.default_rng(seed)
     members = [index[groups[index] == group] for group in np.unique(groups[index])]
