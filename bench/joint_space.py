@@ -51,8 +51,9 @@ JOINT_MODELS = {
 
 def cross_modal_figures(output_dir: str) -> dict:
     """For a committed joint table: per (query modality, gallery modality) the label
-    accuracy of the nearest gallery row, also per query source (language, speaker); each
-    modality's own leave-one-out 5-NN; cluster purity over all rows."""
+    accuracy of the nearest gallery row, over every row and without the real speakers,
+    also per query source (language, speaker); each modality's own leave-one-out 5-NN;
+    cluster purity over all modalities, with and without the real speakers."""
     tables = {modality: load_table(output_dir, modality) for modality in modalities(output_dir)}
     return {
         "nearest_label_accuracy": {

@@ -143,7 +143,9 @@ def train_and_embed_joint(workdir: pathlib.Path) -> int:
         print("heard, words; the real speakers below):")
         print(format_matrix(cross_modal_matrix(unheard)))
         for pair, sources in accuracy_by_source(tables).items():
-            speakers = {s: v for s, v in sources.items() if s.startswith("speaker:")}
+            speakers = {
+                source: value for source, value in sources.items() if source.startswith("speaker:")
+            }
             if speakers:
                 print(f"{pair} of the real speakers: " + ", ".join(
                     f"{speaker.removeprefix('speaker:')} {value:.1f}"

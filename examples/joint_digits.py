@@ -84,8 +84,8 @@ def without_real_speakers(tables: dict[str, EmbeddingTable]) -> dict[str, Embedd
 
 
 def accuracy_by_source(tables: dict[str, EmbeddingTable]) -> dict[str, dict[str, float]]:
-    """ "query->gallery" -> query source (a language's voices or words, a real speaker) ->
-    label accuracy of the nearest gallery row, for every source but the images."""
+    """For each "query->gallery" pair, each query source (a language's voices or words, a
+    real speaker; not the images) -> label accuracy of the nearest gallery row."""
     figures: dict[str, dict[str, float]] = {}
     for query_modality, query in tables.items():
         sources = np.array([source_of(uri) for uri in query.uris])

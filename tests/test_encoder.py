@@ -80,6 +80,18 @@ def test_a_row_embeds_to_the_same_bytes_alone_or_in_any_batch(tiny_saved_model, 
     assert in_batch.tobytes() == alone.tobytes()
 
 
+def test_rows_embed_a_few_at_a_time_as_they_do_all_at_once(tiny_saved_model, digit_rows):
+    rows, _ = digit_rows
+    embed = tf.saved_model.load(str(tiny_saved_model)).signatures["embed"]
+
+    in_threes = embed_rows(embed, rows.take(np.arange(10)), batch_size=3)
+    at_once = embed_rows(embed, rows.take(np.arange(10)), batch_size=10)
+    none = embed_rows(embed, rows.take(np.arange(0)))
+
+    assert in_threes.tobytes() == at_once.tobytes()
+    assert none.shape == (0, 4)
+
+
 def test_model_handler_batches_ragged_rows_without_a_pipeline(tiny_saved_model, digits):
     images, _ = digits
     handler = SparseEncoderModelHandler(str(tiny_saved_model), max_batch_nnz=300)

@@ -267,11 +267,12 @@ def _in_batches(
     rows: SparseRows,
     batch_size: int = _ROWS_PER_CALL,
 ) -> np.ndarray:
-    """`function(ids, weights, row_splits)` of all `rows`, called batch by batch: the
-    sparse lookup gathers lookup_units floats per feature id before it sums them, so
-    all of a 20,000-row joint training set at once took 5.5 GB."""
+    """`function(ids, weights, row_splits)` of all `rows`, called batch by batch (once
+    for no rows, so the result keeps its width): the sparse lookup gathers lookup_units
+    floats for every feature id before it sums them, so a whole training set in one
+    call held gigabytes (bench/README.md, "Training memory of the joint model")."""
     parts = []
-    for start in range(0, rows.num_rows, batch_size):
+    for start in range(0, max(rows.num_rows, 1), batch_size):
         batch = rows.take(np.arange(start, min(start + batch_size, rows.num_rows)))
         parts.append(
             np.asarray(
@@ -282,7 +283,7 @@ def _in_batches(
                 )
             )
         )
-    return np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+    return np.concatenate(parts)
 
 
 def embed_rows(signature, rows: SparseRows, batch_size: int = _ROWS_PER_CALL) -> np.ndarray:
