@@ -294,13 +294,15 @@ def _joint_rows(
     return rows | "FlattenJointRows" >> beam.Flatten(), unlabelled
 
 
-def _joint_row(example: dict[str, Any], modality: str) -> dict[str, Any]:
-    def text(value: Any) -> str:
-        return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+def _as_text(value: Any) -> str:
+    """A string TFT handed back as bytes (or as str), as str."""
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
+
+def _joint_row(example: dict[str, Any], modality: str) -> dict[str, Any]:
     return {
-        "id": text(example["id"]),
-        "label": text(example["label"]),
+        "id": _as_text(example["id"]),
+        "label": _as_text(example["label"]),
         "modality": modality,
         "ids": np.asarray(example["ids"], np.int64),
         "weights": np.asarray(example["weights"], np.float32),
@@ -487,7 +489,7 @@ def load_training_data(options: TrainOptions, work_dir: str, model_dir: str) -> 
     table = order_by_content(table)
     transform_output = tft.TFTransformOutput(model_dir)
     labels = transform_output.vocabulary_by_name(LABEL_VOCABULARY)
-    labels = [label.decode("utf-8") if isinstance(label, bytes) else label for label in labels]
+    labels = [_as_text(label) for label in labels]
     if MODALITIES[options.modality].uses_vocabulary:
         # Ids are the learned vocabulary (at most top-k) followed by the OOV buckets.
         vocabulary = transform_output.vocabulary_by_name(TOKEN_VOCABULARY)
